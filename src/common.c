@@ -1,0 +1,190 @@
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <libgen.h>
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int zs_rank = 0;
+int zs_world = 1;
+
+void zs_set_rank(int rank, int world) {
+    zs_rank = rank;
+    zs_world = world;
+}
+
+__attribute__((noreturn)) static void zs_exit(void) {
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    fflush(stdout);
+    fflush(stderr);
+    if (init && !fin && zs_world > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+    exit(1);
+}
+
+void zs_fail(const char* file, int line, const char* what, const char* detail, const char* hint) {
+    fprintf(stderr, "[rank %d] error at %s:%d: %s%s%s\n", zs_rank, file, line, what,
+            detail ? ": " : "", detail ? detail : "");
+    if (hint && *hint) fprintf(stderr, "[rank %d] HINT: %s\n", zs_rank, hint);
+    zs_exit();
+}
+
+void zs_failf(const char* file, int line, const char* hint, const char* fmt, ...) {
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    zs_fail(file, line, msg, NULL, hint);
+}
+
+static void log_v(FILE* fp, const char* tag, const char* fmt, va_list ap) {
+    if (tag) fprintf(fp, "[rank %d] %s: ", zs_rank, tag);
+    vfprintf(fp, fmt, ap);
+    fputc('\n', fp);
+    fflush(fp);
+}
+
+void log_info(const char* fmt, ...) {
+    if (zs_rank != 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(stdout, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void log_warn(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(stderr, "warning", fmt, ap);
+    va_end(ap);
+}
+
+void log_error(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(stderr, "error", fmt, ap);
+    va_end(ap);
+}
+
+void mpi_check(int err, const char* call, const char* file, int line) {
+    if (err == MPI_SUCCESS) return;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(err, msg, &len);
+    zs_fail(file, line, call, msg,
+            "an MPI call failed: check that all ranks run the same command and config, and that "
+            "mpirun's host list and network settings are right");
+}
+
+// Innermost HDF5 error description, for a one-line message.
+static herr_t h5_walk_cb(unsigned n, const H5E_error2_t* err, void* data) {
+    if (n == 0) snprintf((char*)data, 512, "%s (in %s)", err->desc, err->func_name);
+    return 0;
+}
+
+void h5_check(long long ret, const char* call, const char* file, int line) {
+    if (ret >= 0) return;
+    char msg[512] = "unknown HDF5 error";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5_walk_cb, msg);
+    zs_fail(file, line, call, msg,
+            "an HDF5 call failed: check the file exists, is a complete HDF5 file (not truncated), "
+            "and that the directory is writable; `h5dump -H FILE` shows its layout");
+}
+
+void* malloc_check(size_t size, const char* file, int line) {
+    void* p = malloc(size ? size : 1);
+    if (!p) {
+        char d[64];
+        snprintf(d, sizeof d, "%zu bytes", size);
+        zs_fail(file, line, "out of memory", d, "reduce the batch size or crop size in the config");
+    }
+    return p;
+}
+
+void* calloc_check(size_t n, size_t size, const char* file, int line) {
+    void* p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) {
+        char d[64];
+        snprintf(d, sizeof d, "%zu x %zu bytes", n, size);
+        zs_fail(file, line, "out of memory", d, "reduce the batch size or crop size in the config");
+    }
+    return p;
+}
+
+FILE* fopen_check(const char* path, const char* mode, const char* file, int line) {
+    FILE* fp = fopen(path, mode);
+    if (!fp)
+        zs_failf(file, line,
+                 mode[0] == 'r' ? "check the path in the config or on the command line"
+                                : "check that the directory exists and is writable",
+                 "cannot open file '%s' (mode %s): %s", path, mode, strerror(errno));
+    return fp;
+}
+
+void fread_check(void* ptr, size_t size, size_t n, FILE* fp, const char* path, const char* file,
+                 int line) {
+    size_t got = fread(ptr, size, n, fp);
+    if (got != n)
+        zs_failf(file, line, "the file is truncated or corrupt: regenerate or re-copy it",
+                 "short read from '%s': wanted %zu items, got %zu (%s)", path, n, got,
+                 feof(fp) ? "unexpected end of file" : strerror(errno));
+}
+
+void fwrite_check(const void* ptr, size_t size, size_t n, FILE* fp, const char* path,
+                  const char* file, int line) {
+    if (fwrite(ptr, size, n, fp) != n)
+        zs_failf(file, line, "check free disk space and quota", "write to '%s' failed: %s", path,
+                 strerror(errno));
+}
+
+void fclose_check(FILE* fp, const char* path, const char* file, int line) {
+    if (fclose(fp) != 0)
+        zs_failf(file, line, "check free disk space and quota", "closing '%s' failed: %s", path,
+                 strerror(errno));
+}
+
+char* file_read_all(const char* path, size_t* len) {
+    FILE* fp = fopenCheck(path, "rb");
+    if (fseek(fp, 0, SEEK_END) != 0) ZS_FAIL("is it a regular file?", "cannot seek '%s'", path);
+    long n = ftell(fp);
+    if (n < 0) ZS_FAIL("is it a regular file?", "cannot size '%s'", path);
+    rewind(fp);
+    char* buf = (char*)mallocCheck((size_t)n + 1);
+    freadCheck(buf, 1, (size_t)n, fp, path);
+    buf[n] = '\0';
+    fcloseCheck(fp, path);
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
+static void fsync_dir_of(const char* path) {
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);  // best effort: some file systems refuse fsync on directories
+        close(fd);
+    }
+}
+
+void file_write_atomic(const char* path, const void* data, size_t len) {
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+        ZS_FAIL("use a shorter run directory", "path too long: '%s'", path);
+    FILE* fp = fopenCheck(tmp, "wb");
+    fwriteCheck(data, 1, len, fp, tmp);
+    if (fflush(fp) != 0 || fsync(fileno(fp)) != 0)
+        ZS_FAIL("check free disk space and quota", "cannot flush '%s': %s", tmp, strerror(errno));
+    fcloseCheck(fp, tmp);
+    if (rename(tmp, path) != 0)
+        ZS_FAIL("check directory permissions", "cannot rename '%s' to '%s': %s", tmp, path,
+                strerror(errno));
+    fsync_dir_of(path);
+}

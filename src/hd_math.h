@@ -1,0 +1,140 @@
+// Per-element math shared by the CPU reference and the CUDA kernels.
+// Everything here is `static inline` and compiled by gcc and nvcc alike, so the
+// CPU tests check exactly the formulas the GPU runs.
+#ifndef ZSSEG_HD_MATH_H
+#define ZSSEG_HD_MATH_H
+
+#include <math.h>
+#include <stdint.h>
+
+#ifdef __CUDACC__
+#define HD __host__ __device__ static inline
+#else
+#define HD static inline
+#endif
+
+// ---------------------------------------------------------------- activations
+
+HD float hd_sigmoid(float x) {
+    // two branches so exp never overflows
+    if (x >= 0.0f) { float e = expf(-x); return 1.0f / (1.0f + e); }
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+HD float hd_relu(float x) { return x > 0.0f ? x : 0.0f; }
+HD float hd_relu_grad(float x) { return x > 0.0f ? 1.0f : 0.0f; }
+HD float hd_leaky_relu(float x, float slope) { return x > 0.0f ? x : slope * x; }
+HD float hd_leaky_relu_grad(float x, float slope) { return x > 0.0f ? 1.0f : slope; }
+// log(1 + exp(x)) without overflow
+HD float hd_softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
+
+// ---------------------------------------------------------------- GAN losses
+// All take the discriminator logit x, score s = sigmoid(x), target t in {0,1}.
+// Loss per sample and d(loss)/dx are returned; the caller averages.
+enum { GAN_L1 = 0, GAN_LSGAN = 1, GAN_BCE = 2 };
+
+HD float hd_gan_loss(int kind, float x, float t, float* dx) {
+    float s = hd_sigmoid(x);
+    float ds = s * (1.0f - s);  // d s / d x
+    if (kind == GAN_L1) {
+        float d = s - t;
+        *dx = (d > 0.0f ? 1.0f : (d < 0.0f ? -1.0f : 0.0f)) * ds;
+        return fabsf(d);
+    }
+    if (kind == GAN_LSGAN) {
+        float d = s - t;
+        *dx = 2.0f * d * ds;
+        return d * d;
+    }
+    // BCE from the logit: t*softplus(-x) + (1-t)*softplus(x)
+    *dx = s - t;
+    return t * hd_softplus(-x) + (1.0f - t) * hd_softplus(x);
+}
+
+// ---------------------------------------------------------------- KL to N(0,I)
+// -1/2 (1 + lv - mu^2 - e^lv) for one (pixel, channel); gradients w.r.t. mu, lv.
+HD float hd_kl(float mu, float lv, float* dmu, float* dlv) {
+    float e = expf(lv);
+    *dmu = mu;
+    *dlv = -0.5f * (1.0f - e);
+    return -0.5f * (1.0f + lv - mu * mu - e);
+}
+
+// ---------------------------------------------------------------- optimizers
+// PyTorch semantics: L2 weight decay is added to the gradient first.
+// SGD momentum, dampening 0: buf = m*buf + g; p -= lr*buf (buf starts at 0,
+// which equals PyTorch's "buf = g" on the first step).
+HD void hd_sgd_update(float* p, float* buf, float g, float lr, float momentum, float wd) {
+    g += wd * *p;
+    *buf = momentum * *buf + g;
+    *p -= lr * *buf;
+}
+// Adam with bias corrections bc1 = 1 - beta1^t, bc2 = 1 - beta2^t precomputed.
+HD void hd_adam_update(float* p, float* m, float* v, float g, float lr, float beta1, float beta2,
+                       float eps, float wd, float bc1, float bc2) {
+    g += wd * *p;
+    *m = beta1 * *m + (1.0f - beta1) * g;
+    *v = beta2 * *v + (1.0f - beta2) * g * g;
+    float denom = sqrtf(*v) / sqrtf(bc2) + eps;
+    *p -= (lr / bc1) * (*m / denom);
+}
+
+// ---------------------------------------------------------------- RNG
+// Philox4x32-10 (Salmon et al., SC'11): a counter-based generator, so any draw
+// is a pure function of (seed, stream, counter) on any rank, device or resume.
+typedef struct { uint32_t v[4]; } Philox4;
+
+HD uint32_t hd_mulhilo32(uint32_t a, uint32_t b, uint32_t* hi) {
+    uint64_t p = (uint64_t)a * (uint64_t)b;
+    *hi = (uint32_t)(p >> 32);
+    return (uint32_t)p;
+}
+
+HD Philox4 hd_philox4x32_10(Philox4 ctr, uint32_t k0, uint32_t k1) {
+    for (int r = 0; r < 10; r++) {
+        uint32_t hi0, hi1;
+        uint32_t lo0 = hd_mulhilo32(0xD2511F53u, ctr.v[0], &hi0);
+        uint32_t lo1 = hd_mulhilo32(0xCD9E8D57u, ctr.v[2], &hi1);
+        Philox4 n;
+        n.v[0] = hi1 ^ ctr.v[1] ^ k0;
+        n.v[1] = lo1;
+        n.v[2] = hi0 ^ ctr.v[3] ^ k1;
+        n.v[3] = lo0;
+        ctr = n;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    return ctr;
+}
+
+// One block of 4 words for (seed, stream, block index).
+HD Philox4 hd_rng_block(uint64_t seed, uint64_t stream, uint64_t block) {
+    Philox4 c;
+    c.v[0] = (uint32_t)block;
+    c.v[1] = (uint32_t)(block >> 32);
+    c.v[2] = (uint32_t)stream;
+    c.v[3] = (uint32_t)(stream >> 32);
+    return hd_philox4x32_10(c, (uint32_t)seed, (uint32_t)(seed >> 32));
+}
+
+// uint32 -> float strictly inside (0, 1): safe for log() in Box-Muller.
+HD float hd_u32_to_unit(uint32_t u) { return ((float)(u >> 8) + 0.5f) * (1.0f / 16777216.0f); }
+
+// Draw number i of a stream: uniform in (0,1).
+HD float hd_rng_uniform(uint64_t seed, uint64_t stream, uint64_t i) {
+    Philox4 b = hd_rng_block(seed, stream, i >> 2);
+    return hd_u32_to_unit(b.v[i & 3]);
+}
+
+// Draw number i of a stream: standard normal (Box-Muller on one block; even i
+// takes the cosine branch, odd i the sine branch of the same pair).
+HD float hd_rng_normal(uint64_t seed, uint64_t stream, uint64_t i) {
+    Philox4 b = hd_rng_block(seed, stream, i >> 1);
+    float u1 = hd_u32_to_unit(b.v[0]);
+    float u2 = hd_u32_to_unit(b.v[1]);
+    float r = sqrtf(-2.0f * logf(u1));
+    float a = 6.2831853071795864f * u2;
+    return (i & 1) ? r * sinf(a) : r * cosf(a);
+}
+
+#endif  // ZSSEG_HD_MATH_H
