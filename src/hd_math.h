@@ -21,6 +21,8 @@ HD float hd_sigmoid(float x) {
     float e = expf(x);
     return e / (1.0f + e);
 }
+// d sigmoid / dx from the forward output s = sigmoid(x)
+HD float hd_sigmoid_grad(float s) { return s * (1.0f - s); }
 HD float hd_relu(float x) { return x > 0.0f ? x : 0.0f; }
 HD float hd_relu_grad(float x) { return x > 0.0f ? 1.0f : 0.0f; }
 HD float hd_leaky_relu(float x, float slope) { return x > 0.0f ? x : slope * x; }
@@ -135,6 +137,40 @@ HD float hd_rng_normal(uint64_t seed, uint64_t stream, uint64_t i) {
     float r = sqrtf(-2.0f * logf(u1));
     float a = 6.2831853071795864f * u2;
     return (i & 1) ? r * sinf(a) : r * cosf(a);
+}
+
+// ---------------------------------------------------------------- dropout
+// Inverted dropout of value x at element i: dropped iff draw i < p, kept
+// values divided by (1 - p). Forward (x = input) and backward (x = dout) use
+// the same key, so no mask is stored.
+HD float hd_dropout(float x, float p, uint64_t seed, uint64_t stream, uint64_t i) {
+    return hd_rng_uniform(seed, stream, i) < p ? 0.0f : x / (1.0f - p);
+}
+
+// ---------------------------------------------------------------- resize
+// PyTorch F.interpolate with an output size (no scale_factor), in float as
+// PyTorch computes it (area_pixel_compute_scale / _source_index).
+HD float hd_resize_scale(int in, int out, int align_corners) {
+    if (align_corners) return out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.0f;
+    return (float)in / (float)out;
+}
+// Bilinear taps of output index dst along one axis: i0, i1 = min(i0+1, in-1)
+// and the weight of i1 (that of i0 is 1 - w1).
+HD void hd_bilinear_taps(float scale, int dst, int in, int align_corners, int* i0, int* i1,
+                         float* w1) {
+    float src = align_corners ? scale * (float)dst : scale * ((float)dst + 0.5f) - 0.5f;
+    if (src < 0.0f) src = 0.0f;
+    int i = (int)floorf(src);
+    if (i > in - 1) i = in - 1;
+    float l = src - (float)i;
+    *i0 = i;
+    *i1 = i < in - 1 ? i + 1 : i;
+    *w1 = l < 0.0f ? 0.0f : (l > 1.0f ? 1.0f : l);
+}
+// mode='nearest': src = min(floor(dst * (float)in/out), in - 1)
+HD int hd_nearest_src(int dst, int in, int out) {
+    int i = (int)floorf((float)dst * ((float)in / (float)out));
+    return i < in - 1 ? i : in - 1;
 }
 
 #endif  // ZSSEG_HD_MATH_H
