@@ -32,12 +32,12 @@ void sigmoid_backward(float* dinp,        // (n); accumulated
                       const float* out,   // (n) forward output
                       size_t n);
 
-// Inverted dropout, 0 <= p < 1: element i is dropped iff
+// Inverted dropout, 0 <= p <= 1: element i is dropped iff
 // hd_rng_uniform(seed, stream, offset + i) < p, kept ones are divided by
 // (1 - p). No mask is stored: backward recomputes it from the same key, so it
 // is identical on any rank/device and after resume, and a tensor processed in
 // chunks (offset advanced by each chunk's start) gets the same mask as whole.
-// p == 0 is the identity.
+// p == 0 is the identity, p == 1 zeroes everything.
 void dropout_forward(float* out,        // (n)
                      const float* inp,  // (n)
                      float p, uint64_t seed, uint64_t stream, uint64_t offset, size_t n);

@@ -5,6 +5,7 @@
 #define ZSSEG_HD_MATH_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __CUDACC__
@@ -60,6 +61,47 @@ HD float hd_kl(float mu, float lv, float* dmu, float* dlv) {
     *dmu = mu;
     *dlv = -0.5f * (1.0f - e);
     return -0.5f * (1.0f + lv - mu * mu - e);
+}
+
+// ---------------------------------------------------------------- other losses
+// Squared error (a - b)^2 of one element and its gradient w.r.t. a.
+HD float hd_sq_err(float a, float b, float* da) {
+    float d = a - b;
+    *da = 2.0f * d;
+    return d * d;
+}
+
+// Softmax cross-entropy of one pixel whose K logits are z[k * stride] (NCHW:
+// stride = H*W), label y in [0, K). Stable log-sum-exp (max subtracted).
+// If dz is non-NULL, ACCUMULATES g * (softmax(z) - onehot(y)) into dz[k * stride].
+HD float hd_softmax_ce(const float* z, size_t stride, int K, int y, float g, float* dz) {
+    float m = z[0];
+    for (int k = 1; k < K; k++) m = fmaxf(m, z[(size_t)k * stride]);
+    float s = 0.0f;
+    for (int k = 0; k < K; k++) s += expf(z[(size_t)k * stride] - m);
+    float lse = m + logf(s);
+    if (dz) {
+        for (int k = 0; k < K; k++) {
+            size_t o = (size_t)k * stride;
+            dz[o] += g * (expf(z[o] - lse) - (k == y ? 1.0f : 0.0f));
+        }
+    }
+    return lse - z[(size_t)y * stride];
+}
+
+// Multi-bandwidth RBF kernel of a squared distance d, as the GMMN / CaGNet
+// reference writes it: sum_s exp(-d / (2 sigma_s)) (sigma, not sigma^2).
+// *dk = d(kernel)/dd.
+HD float hd_rbf_multi(float d, const float* sigmas, int S, float* dk) {
+    float k = 0.0f, g = 0.0f;
+    for (int s = 0; s < S; s++) {
+        float inv = 0.5f / sigmas[s];
+        float e = expf(-d * inv);
+        k += e;
+        g -= e * inv;
+    }
+    *dk = g;
+    return k;
 }
 
 // ---------------------------------------------------------------- optimizers
@@ -120,7 +162,9 @@ HD Philox4 hd_rng_block(uint64_t seed, uint64_t stream, uint64_t block) {
 }
 
 // uint32 -> float strictly inside (0, 1): safe for log() in Box-Muller.
-HD float hd_u32_to_unit(uint32_t u) { return ((float)(u >> 8) + 0.5f) * (1.0f / 16777216.0f); }
+// 23 bits, so k + 0.5 is exact in a float; with 24 bits the top value rounds
+// up to 2^24 and the result is exactly 1.0f. Range [2^-24, 1 - 2^-24].
+HD float hd_u32_to_unit(uint32_t u) { return ((float)(u >> 9) + 0.5f) * (1.0f / 8388608.0f); }
 
 // Draw number i of a stream: uniform in (0,1).
 HD float hd_rng_uniform(uint64_t seed, uint64_t stream, uint64_t i) {
@@ -137,6 +181,19 @@ HD float hd_rng_normal(uint64_t seed, uint64_t stream, uint64_t i) {
     float r = sqrtf(-2.0f * logf(u1));
     float a = 6.2831853071795864f * u2;
     return (i & 1) ? r * sinf(a) : r * cosf(a);
+}
+
+// Draw number i of a stream: unbiased integer in [0, n), n >= 1 (Lemire's
+// multiply-shift with rejection). The first attempt reads the same word as
+// hd_rng_uniform(seed, stream, i); attempt k > 0 (probability < n / 2^32 each)
+// reads that word in block (i >> 2) + k * 2^56, so i must stay below 2^58.
+HD uint32_t hd_rng_uint_below(uint64_t seed, uint64_t stream, uint64_t i, uint32_t n) {
+    uint32_t t = (0u - n) % n;  // 2^32 mod n: products whose low half is below t are the surplus
+    for (uint64_t k = 0;; k++) {
+        Philox4 b = hd_rng_block(seed, stream, (i >> 2) + (k << 56));
+        uint64_t m = (uint64_t)b.v[i & 3] * n;
+        if ((uint32_t)m >= t) return (uint32_t)(m >> 32);
+    }
 }
 
 // ---------------------------------------------------------------- dropout

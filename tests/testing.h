@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "hd_math.h"
 
@@ -99,6 +101,20 @@ static inline double t_dot(const float* a, const float* b, size_t n) {
     double s = 0.0;
     for (size_t i = 0; i < n; i++) s += (double)a[i] * (double)b[i];
     return s;
+}
+
+// Run fn in a child process; true if it stopped with an error (ZS_FAIL exits 1).
+static inline int t_exits_with_error(void (*fn)(void)) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr)) _exit(2);  // the expected message
+        fn();
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 1;
 }
 
 static inline int t_report(const char* name) {
