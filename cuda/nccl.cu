@@ -1,0 +1,33 @@
+// NCCL communicator bootstrapped over MPI: MPI stays the control plane, NCCL
+// moves the device buffers (Debian's Open MPI is not CUDA-aware).
+#include <stdlib.h>
+
+#include "cuda_common.h"
+
+struct NcclComm {
+    ncclComm_t comm;
+};
+
+extern "C" NcclComm* nccl_comm_init(MPI_Comm comm) {
+    int rank = 0, size = 1;
+    mpiCheck(MPI_Comm_rank(comm, &rank));
+    mpiCheck(MPI_Comm_size(comm, &size));
+    ncclUniqueId id;
+    if (rank == 0) ncclCheck(ncclGetUniqueId(&id));
+    mpiCheck(MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, comm));
+    NcclComm* nc = (NcclComm*)mallocCheck(sizeof *nc);
+    ncclCheck(ncclCommInitRank(&nc->comm, size, id, rank));
+    return nc;
+}
+
+extern "C" void nccl_allreduce_sum(NcclComm* nc, float* buf, size_t n, CudaContext* ctx) {
+    ncclCheck(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, nc->comm, ctx->stream));
+}
+
+extern "C" void nccl_comm_destroy(NcclComm* nc) {
+    if (!nc) return;
+    // Finalize flushes outstanding collectives before the communicator goes.
+    ncclCheck(ncclCommFinalize(nc->comm));
+    ncclCheck(ncclCommDestroy(nc->comm));
+    free(nc);
+}
