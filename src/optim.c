@@ -54,11 +54,16 @@ void optimizer_free(Optimizer* o) {
     memset(o, 0, sizeof *o);
 }
 
+void adam_bias_corrections(const AdamConfig* c, long step, float* bc1, float* bc2) {
+    // in double, as PyTorch computes them; t = step + 1 is the step being taken
+    double t = (double)(step + 1);
+    *bc1 = (float)(1.0 - pow((double)c->beta1, t));
+    *bc2 = (float)(1.0 - pow((double)c->beta2, t));
+}
+
 void optimizer_step(Optimizer* o, float* params, const float* grads, float base_lr) {
-    // Adam's bias corrections (unused by SGD), in double as PyTorch computes them
-    long t = o->step + 1;
-    float bc1 = (float)(1.0 - pow((double)o->adam.beta1, (double)t));
-    float bc2 = (float)(1.0 - pow((double)o->adam.beta2, (double)t));
+    float bc1, bc2;  // unused by SGD
+    adam_bias_corrections(&o->adam, o->step, &bc1, &bc2);
     for (int g = 0; g < o->n_groups; g++) {
         const ParamGroup* pg = &o->groups[g];
         float lr = base_lr * pg->lr_mult, wd = pg->weight_decay;

@@ -45,6 +45,9 @@ void optimizer_init_adam(Optimizer* o, AdamConfig cfg, const ParamGroup* groups,
 void optimizer_free(Optimizer* o);
 
 // One step over every group's range with lr = base_lr * lr_mult; then step++.
+// Adam's bias corrections 1 - beta^t for the step after `step` steps taken;
+// shared by the CPU step and the CUDA kernel launcher.
+void adam_bias_corrections(const AdamConfig* c, long step, float* bc1, float* bc2);
 void optimizer_step(Optimizer* o,
                     float* params,       // (n_params) updated in place
                     const float* grads,  // (n_params)

@@ -332,10 +332,8 @@ static void test_optim(CudaContext* ctx) {
             if (kind == OPTIM_SGD) {
                 sgd_update_cuda(ctx, d_p, d_m, d_g, base_lr, sc.momentum, wd, NP);
             } else {
-                // bias corrections as optimizer_step computes them
-                double t = (double)(o.step + 1);
-                float bc1 = (float)(1.0 - pow((double)ac.beta1, t));
-                float bc2 = (float)(1.0 - pow((double)ac.beta2, t));
+                float bc1, bc2;
+                adam_bias_corrections(&ac, o.step, &bc1, &bc2);
                 adam_update_cuda(ctx, d_p, d_m, d_v, d_g, base_lr, ac.beta1, ac.beta2, ac.eps, wd,
                                  bc1, bc2, NP);
             }
