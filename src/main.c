@@ -1,3 +1,86 @@
+// zsseg: one binary, one subcommand per job. The command table below is the
+// whole CLI surface; parsing, usage texts and config resolution live in cli.c.
+// `config` never initialises MPI, so it runs anywhere, mpirun included.
 #include <stdio.h>
-#include "common.h"
-int main(void) { log_info("zsseg"); return 0; }
+#include <stdlib.h>
+
+#include "cli.h"
+#include "config.h"
+
+static const CliOption train_options[] = {
+    {"resume", 'r', "auto|PATH",
+     "continue from a checkpoint: auto = the newest in RUN_DIR/checkpoints that verifies"},
+    {0},
+};
+static const CliOption eval_options[] = {
+    {"ckpt", 0, "PATH", "checkpoint to evaluate (default: the newest of run.out_dir)"},
+    {0},
+};
+static const CliOption predict_options[] = {
+    {"ckpt", 0, "PATH", "checkpoint to predict with (default: the newest of run.out_dir)"},
+    {"out", 'o', "DIR", "directory for the colour PNGs (default: RUN_DIR/predictions)"},
+    {0},
+};
+static const CliOption extract_options[] = {
+    {"ckpt", 0, "PATH", "checkpoint of the segmentation network"},
+    {"split", 0, "train|test", "which image list to extract (default: train)"},
+    {"out", 'o', "FILE", "features HDF5 file (default: RUN_DIR/features_SPLIT.h5)"},
+    {0},
+};
+static const CliOption embed_options[] = {
+    {"out", 'o', "FILE", "class embedding HDF5 to write (default: data.embedding)"},
+    {0},
+};
+static const CliOption config_options[] = {
+    {"reference", 0, NULL, "print the markdown reference of every key instead (README section)"},
+    {"markdown", 0, NULL, "same as --reference"},
+    {0},
+};
+
+static int run_config(const CliArgs* args, const Config* cfg) {
+    char* text = cli_option(args, "reference") || cli_option(args, "markdown")
+                     ? config_reference_markdown()
+                     : config_resolved_text(cfg);
+    fputs(text, stdout);
+    free(text);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static const CliCommand commands[] = {
+    {"train", "train a model through the stages of schedule.stages",
+     "Train on data.dataset with model.method, stage by stage (schedule.stages), on every rank\n"
+     "of the MPI job. Checkpoints go to run.out_dir; a killed or requeued job resumes with\n"
+     "--resume auto.",
+     NULL, 0, train_options, NULL},
+    {"eval", "evaluate a checkpoint: seen/unseen mIoU and hIoU",
+     "Evaluate a checkpoint on the test list: confusion matrix over all classes, per-class IoU,\n"
+     "seen and unseen mIoU and their harmonic mean hIoU.",
+     NULL, 0, eval_options, NULL},
+    {"predict", "write colour PNG segmentations of images",
+     "Segment the given images among all classes and write colour PNGs.", "IMAGE...",
+     CLI_MAX_POSITIONALS, predict_options, NULL},
+    {"extract", "extract pixel features of a split to HDF5",
+     "Run the frozen segmentation network over a split and write its pixel features and labels\n"
+     "to one HDF5 file, collectively from all ranks (ZS3Net trains on these).",
+     NULL, 0, extract_options, NULL},
+    {"embed", "build the class embedding HDF5 from word-vector files",
+     "Concatenate the word vectors of data.word_vectors for the classes of data.classes,\n"
+     "L2-normalise each row, and write the class embedding HDF5.",
+     NULL, 0, embed_options, NULL},
+    {"synth", "generate the synthetic dataset into data.root",
+     "Generate the embedded synthetic dataset (COCO-stuff layout, appearance driven by the\n"
+     "class embeddings) into data.root, with the sizes of the synth group.",
+     NULL, 0, NULL, NULL},
+    {"ckpt", "inspect or verify a checkpoint file",
+     "info: print what a checkpoint holds (iteration, stage, config); verify: check its\n"
+     "checksums.",
+     "info|verify CKPT", 2, NULL, NULL},
+    {"config", "print the resolved config, or the reference of every key",
+     "Print every config key with its resolved value and, as a comment, its source (default,\n"
+     "FILE:LINE or --set). The output is itself a valid config file.",
+     NULL, 0, config_options, run_config},
+};
+
+int main(int argc, char** argv) {
+    return cli_main(argc, argv, commands, (int)(sizeof commands / sizeof commands[0]));
+}

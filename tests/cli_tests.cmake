@@ -1,0 +1,146 @@
+# Tests that drive the zsseg binary: usage, exit codes, config errors as a user
+# sees them, every shipped config, the `zsseg config` round trip and README drift.
+# Included from tests/CMakeLists.txt; label "cli".
+
+# bash -c SCRIPT bash WANT_RC PATTERN... -- COMMAND ARGS...
+# Runs COMMAND, prints its output, and fails unless it exits with WANT_RC and
+# its output (stdout and stderr) contains every PATTERN as a fixed string.
+set(ZSSEG_CLI_EXPECT [=[
+want_rc=$1
+shift
+patterns=()
+while [ "$#" -gt 0 ] && [ "$1" != "--" ]
+do
+  patterns+=("$1")
+  shift
+done
+shift
+out=$("$@" 2>&1)
+rc=$?
+printf '%s\n' "$out"
+if [ "$rc" -ne "$want_rc" ]
+then
+  echo "FAIL: exit code $rc, expected $want_rc"
+  exit 1
+fi
+for p in "${patterns[@]}"
+do
+  if ! printf '%s\n' "$out" | grep -qF -- "$p"
+  then
+    echo "FAIL: output lacks: $p"
+    exit 1
+  fi
+done
+]=])
+
+# zsseg_cli_test(NAME WANT_RC PATTERNS pattern... ARGS arg...)
+function(zsseg_cli_test name want_rc)
+  cmake_parse_arguments(T "" "" "PATTERNS;ARGS" ${ARGN})
+  add_test(NAME cli_${name}
+           COMMAND bash -c "${ZSSEG_CLI_EXPECT}" bash ${want_rc} ${T_PATTERNS} --
+                   $<TARGET_FILE:zsseg> ${T_ARGS}
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(cli_${name} PROPERTIES LABELS cli TIMEOUT 60
+                       ENVIRONMENT "${ZSSEG_TEST_ENV}")
+endfunction()
+
+# ---------------------------------------------------------------- usage and exit codes
+zsseg_cli_test(help 0 PATTERNS "Usage: zsseg <command>" "train" "config" ARGS --help)
+zsseg_cli_test(version 0 PATTERNS "zsseg ${PROJECT_VERSION}" ARGS --version)
+zsseg_cli_test(no_command 2 PATTERNS "Usage: zsseg <command>")
+zsseg_cli_test(unknown_command 2 PATTERNS "unknown command 'frobnicate'" "Usage: zsseg <command>"
+               ARGS frobnicate)
+zsseg_cli_test(unknown_option 2 PATTERNS "zsseg train: unknown option '--bogus'"
+               ARGS train --bogus)
+zsseg_cli_test(missing_value 2 PATTERNS "option --config needs a value" ARGS config -c)
+foreach(cmd train eval predict extract embed synth ckpt config)
+  zsseg_cli_test(${cmd}_help 0 PATTERNS "Usage: zsseg ${cmd}" "--config FILE" "--set KEY=VALUE"
+                 ARGS ${cmd} --help)
+endforeach()
+zsseg_cli_test(train_help_options 0 PATTERNS "--resume auto|PATH" ARGS train --help)
+
+# Commands not built yet validate the config first, then say so.
+foreach(cmd train eval predict extract embed synth)
+  zsseg_cli_test(${cmd}_not_available 2
+                 PATTERNS "zsseg ${cmd}: not yet available in this version (see the README's roadmap)"
+                 ARGS ${cmd} -c configs/tiny_test.cfg)
+endforeach()
+zsseg_cli_test(train_bad_config 2
+               PATTERNS "bad_unknown_key.cfg:4: unknown key 'data.crop_siz' (did you mean 'data.crop_size'?)"
+               ARGS train -c tests/configs/bad_unknown_key.cfg)
+zsseg_cli_test(train_bad_set 2
+               PATTERNS "--set data.batch_size=abc: got \"abc\"" "expected int in [1, 65536]"
+               ARGS train -c configs/tiny_test.cfg --set data.batch_size=abc)
+
+# ---------------------------------------------------------------- config errors
+zsseg_cli_test(config_bad_unknown_key 2
+               PATTERNS "tests/configs/bad_unknown_key.cfg:4: unknown key 'data.crop_siz'"
+                        "did you mean 'data.crop_size'?"
+               ARGS config -c tests/configs/bad_unknown_key.cfg)
+zsseg_cli_test(config_bad_type 2
+               PATTERNS "bad_type.cfg:3: data.crop_size: got float 368.5" "expected int in [8, 8192]"
+               ARGS config -c tests/configs/bad_type.cfg)
+zsseg_cli_test(config_bad_range 2
+               PATTERNS "bad_range.cfg:3: data.batch_size: 0 is out of range"
+                        "expected int in [1, 65536]"
+               ARGS config -c tests/configs/bad_range.cfg)
+zsseg_cli_test(config_bad_choice 2
+               PATTERNS "bad_choice.cfg:3: model.backbone:" "is not a valid choice"
+                        "expected one of resnet101, resnet50, tiny"
+               ARGS config -c tests/configs/bad_choice.cfg)
+zsseg_cli_test(config_bad_list 2
+               PATTERNS "bad_list.cfg:3: data.mean: got 2 elements" "expected list of 3 floats"
+               ARGS config -c tests/configs/bad_list.cfg)
+zsseg_cli_test(config_bad_syntax 2 PATTERNS "bad_syntax.cfg:4: syntax error"
+               ARGS config -c tests/configs/bad_syntax.cfg)
+zsseg_cli_test(config_missing_file 2 PATTERNS "cannot read config file 'no/such.cfg'"
+               ARGS config -c no/such.cfg)
+zsseg_cli_test(config_set_unknown 2
+               PATTERNS "--set data.crop_siz=3: unknown key 'data.crop_siz' (did you mean 'data.crop_size'?)"
+               ARGS config --set data.crop_siz=3)
+zsseg_cli_test(config_set_source 0 PATTERNS "crop_size = 300" "# --set"
+               ARGS config -c configs/tiny_test.cfg --set data.crop_size=300)
+zsseg_cli_test(config_reference 0
+               PATTERNS "| `data.crop_size` | int | `368` | [8, 8192] |" "### `optim`"
+               ARGS config --reference)
+
+# ---------------------------------------------------------------- shipped configs
+# Each loads cleanly, reports its own lines as sources, and its resolved text
+# (with a --set on top) loads back to the same values.
+set(ZSSEG_CLI_ROUNDTRIP [=[
+zsseg=$1
+cfg=$2
+out=$3
+"$zsseg" config -c "$cfg" --set optim.lr=1e-7 --set run.out_dir=runs/roundtrip > "$out.1" || exit 1
+"$zsseg" config -c "$out.1" > "$out.2" || exit 1
+sed 's/ *#.*$//' "$out.1" > "$out.1.values"
+sed 's/ *#.*$//' "$out.2" > "$out.2.values"
+if ! diff -u "$out.1.values" "$out.2.values"
+then
+  echo "FAIL: zsseg config output does not load back to the same values"
+  exit 1
+fi
+if ! grep -q "# --set" "$out.1" || ! grep -q "^  lr = 1e-07" "$out.2.values"
+then
+  echo "FAIL: the --set value or its source is missing"
+  exit 1
+fi
+echo "round trip of $cfg ok"
+]=])
+file(GLOB ZSSEG_SHIPPED_CONFIGS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/configs/*.cfg)
+foreach(cfg ${ZSSEG_SHIPPED_CONFIGS})
+  get_filename_component(cfg_name ${cfg} NAME_WE)
+  zsseg_cli_test(config_${cfg_name} 0 PATTERNS "${cfg_name}.cfg:" ARGS config -c ${cfg})
+  add_test(NAME cli_config_roundtrip_${cfg_name}
+           COMMAND bash -c "${ZSSEG_CLI_ROUNDTRIP}" bash $<TARGET_FILE:zsseg> ${cfg}
+                   ${CMAKE_CURRENT_BINARY_DIR}/roundtrip_${cfg_name}.cfg)
+  set_tests_properties(cli_config_roundtrip_${cfg_name} PROPERTIES LABELS cli TIMEOUT 60
+                       ENVIRONMENT "${ZSSEG_TEST_ENV}")
+endforeach()
+
+# ---------------------------------------------------------------- README drift
+add_test(NAME cli_readme_reference
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/check_readme_reference.sh $<TARGET_FILE:zsseg>
+                 ${CMAKE_SOURCE_DIR}/README.md)
+set_tests_properties(cli_readme_reference PROPERTIES LABELS cli TIMEOUT 60
+                     ENVIRONMENT "${ZSSEG_TEST_ENV}")
