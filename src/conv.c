@@ -130,13 +130,14 @@ void conv2d_backward(float* dinp, float* dweight, float* dbias, const float* dou
         const float* x = inp + (size_t)b * d->C_in * H * W;
         const float* g = dout + (size_t)b * d->C_out * N;
         const float* col = x;
-        if (!gemm) {
+        if (!gemm && dweight) {
             im2col(ws, x, d, H, W, Ho, Wo);
             col = ws;
         }
         // dweight (C_out, K) += dout_b (C_out, N) @ col^T
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d->C_out, K, N, 1.0f, g, N, col, N,
-                    1.0f, dweight, K);
+        if (dweight)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d->C_out, K, N, 1.0f, g, N, col,
+                        N, 1.0f, dweight, K);
         if (!dinp) continue;
         float* dx = dinp + (size_t)b * d->C_in * H * W;
         // dcol (K, N) = weight^T @ dout_b; the 1x1 case accumulates straight into dinp

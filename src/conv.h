@@ -29,7 +29,7 @@ void conv2d_forward(float* out,           // (B, C_out, Ho, Wo)
 
 // Gradients of conv2d_forward. ACCUMULATES (+=) into dinp, dweight, dbias.
 void conv2d_backward(float* dinp,          // (B, C_in, H, W) or NULL; accumulated
-                     float* dweight,       // (C_out, C_in, kh, kw); accumulated
+                     float* dweight,       // (C_out, C_in, kh, kw) or NULL (input grad only); accumulated
                      float* dbias,         // (C_out) or NULL; accumulated
                      const float* dout,    // (B, C_out, Ho, Wo)
                      const float* inp,     // (B, C_in, H, W)

@@ -31,7 +31,16 @@ static void optimizer_init_common(Optimizer* o, int kind, const ParamGroup* grou
         o->groups = mallocCheck((size_t)n_groups * sizeof *o->groups);
         memcpy(o->groups, groups, (size_t)n_groups * sizeof *o->groups);
     }
-    o->m = callocCheck(n_params ? n_params : 1, sizeof(float));
+    // state covers only the span of the groups, so three optimizers over one
+    // model buffer do not each pay for the whole model
+    size_t lo = n_params, hi = 0;
+    for (int g = 0; g < n_groups; g++) {
+        if (groups[g].offset < lo) lo = groups[g].offset;
+        if (groups[g].offset + groups[g].count > hi) hi = groups[g].offset + groups[g].count;
+    }
+    o->span_lo = hi > lo ? lo : 0;
+    o->span_n = hi > lo ? hi - lo : 0;
+    o->m = callocCheck(o->span_n ? o->span_n : 1, sizeof(float));
 }
 
 void optimizer_init_sgd(Optimizer* o, SgdConfig cfg, const ParamGroup* groups, int n_groups,
@@ -44,7 +53,7 @@ void optimizer_init_adam(Optimizer* o, AdamConfig cfg, const ParamGroup* groups,
                          size_t n_params) {
     optimizer_init_common(o, OPTIM_ADAM, groups, n_groups, n_params);
     o->adam = cfg;
-    o->v = callocCheck(n_params ? n_params : 1, sizeof(float));
+    o->v = callocCheck(o->span_n ? o->span_n : 1, sizeof(float));
 }
 
 void optimizer_free(Optimizer* o) {
@@ -69,13 +78,13 @@ void optimizer_step(Optimizer* o, float* params, const float* grads, float base_
         float lr = base_lr * pg->lr_mult, wd = pg->weight_decay;
         float* p = params + pg->offset;
         const float* gr = grads + pg->offset;
-        float* m = o->m + pg->offset;
+        float* m = o->m + (pg->offset - o->span_lo);
         if (o->kind == OPTIM_SGD) {
             float mom = o->sgd.momentum;
 #pragma omp parallel for schedule(static)
             for (size_t i = 0; i < pg->count; i++) hd_sgd_update(&p[i], &m[i], gr[i], lr, mom, wd);
         } else {
-            float* v = o->v + pg->offset;
+            float* v = o->v + (pg->offset - o->span_lo);
             AdamConfig c = o->adam;
 #pragma omp parallel for schedule(static)
             for (size_t i = 0; i < pg->count; i++)

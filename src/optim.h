@@ -29,9 +29,10 @@ typedef struct {
     AdamConfig adam;     // used when kind == OPTIM_ADAM
     ParamGroup* groups;  // (n_groups) owned copy, disjoint ranges inside [0, n_params)
     int n_groups;
-    float* m;            // (n_params) momentum buffer (SGD) / first moment (Adam)
-    float* v;            // (n_params) second moment (Adam), NULL for SGD
+    float* m;            // (span_n) momentum buffer (SGD) / first moment (Adam)
+    float* v;            // (span_n) second moment (Adam), NULL for SGD
     size_t n_params;
+    size_t span_lo, span_n;  // state covers params [span_lo, span_lo + span_n): the groups' span
     long step;           // steps taken; Adam's bias correction uses step + 1
 } Optimizer;
 

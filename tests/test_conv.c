@@ -181,6 +181,14 @@ static void test_config(const Config* cfg, uint64_t seed) {
     snprintf(what, sizeof what, "%s dweight without dinp", cfg->name);
     t_check_array(what, dw, two + c.n_in, c.n_w, 1e-6, 1e-6);
 
+    // dweight is optional too (input gradient only, e.g. a frozen classifier)
+    float* dinp1 = calloc(c.n_in, sizeof(float));
+    conv2d_backward(dinp1, NULL, NULL, c.r, c.inp, c.weight, c.ws, d, c.B, c.H, c.W);
+    for (size_t i = 0; i < c.n_in; i++) two[i] *= 0.5f;
+    snprintf(what, sizeof what, "%s dinp without dweight", cfg->name);
+    t_check_array(what, dinp1, two, c.n_in, 1e-6, 1e-6);
+    free(dinp1);
+
     free(ref), free(reff), free(dinp), free(dw), free(db), free(two);
     ctx_free(&c);
 }

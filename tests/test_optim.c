@@ -179,7 +179,34 @@ static void test_init_checks(void) {
     CHECK(t_exits_with_error(init_outside), "a group past the buffer is refused");
 }
 
+// State is allocated for the groups' span only; a group far into the buffer
+// updates exactly as the same group at offset 0 does.
+static void test_span(void) {
+    enum { N = 64, OFF = 40, CNT = 12 };
+    float p_far[N], g_far[N], p_near[CNT], g_near[CNT];
+    t_fill_uniform(p_far, N, 11, -1, 1);
+    t_fill_uniform(g_far, N, 12, -1, 1);
+    for (int i = 0; i < CNT; i++) p_near[i] = p_far[OFF + i], g_near[i] = g_far[OFF + i];
+    ParamGroup far = {.name = "far", .offset = OFF, .count = CNT, .lr_mult = 2, .weight_decay = 0.1f};
+    ParamGroup near = far;
+    near.offset = 0;
+    AdamConfig ac = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    Optimizer a, b;
+    optimizer_init_adam(&a, ac, &far, 1, N);
+    optimizer_init_adam(&b, ac, &near, 1, CNT);
+    CHECK(a.span_lo == OFF && a.span_n == CNT, "span [%zu, +%zu)", a.span_lo, a.span_n);
+    for (int s = 0; s < 3; s++) {
+        optimizer_step(&a, p_far, g_far, 0.01f);
+        optimizer_step(&b, p_near, g_near, 0.01f);
+    }
+    t_check_array("span params", p_far + OFF, p_near, CNT, 0, 0);
+    t_check_array("span m", a.m, b.m, CNT, 0, 0);
+    optimizer_free(&a);
+    optimizer_free(&b);
+}
+
 int main(void) {
+    test_span();
     check_trajectory(OPTIM_SGD);
     check_trajectory(OPTIM_ADAM);
     test_adam_first_step();
