@@ -37,6 +37,16 @@ typedef enum {
 // the stream of its slice's first sample adds the sample's position.
 uint64_t rng_stream(int purpose, uint64_t a, uint64_t b);
 
+// Keys of one iteration's draws for a slice of the global batch: sample b of
+// the slice is global sample sample0 + b. training = 0 turns dropout off and
+// makes the reparameterisation deterministic (z = mu).
+typedef struct {
+    uint64_t seed;
+    long iter;
+    int sample0;
+    int training;
+} StepRng;
+
 // out[i] = hd_rng_uniform(seed, stream, offset + i), in (0, 1).
 void rng_fill_uniform(float* out,  // (n)
                       size_t n, uint64_t seed, uint64_t stream, uint64_t offset);
