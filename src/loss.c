@@ -129,9 +129,10 @@ size_t mmd_workspace_floats(int M, int N) {
     return m * (m + n) + n * n + m + n;
 }
 
-float mmd_forward_backward(float* dX, const float* X, const float* Y, int M, int N, int D,
-                           const float* sigmas, int S, float* ws, float grad_scale) {
-    if (M <= 0 || N <= 0) return 0.0f;
+// MMD2 of one (X, Y) pair. Leaves in G (M, M+N) the coefficients A of the
+// gradient dMMD2/dX_i = rowsum(A)_i x_i - (A [X; Y])_i for mmd2_grad.
+static double mmd2_pair(const float* X, const float* Y, int M, int N, int D, const float* sigmas,
+                        int S, float* ws) {
     size_t L = (size_t)M + (size_t)N;
     float* G = ws;
     float* GY = G + (size_t)M * L;
@@ -175,12 +176,14 @@ float mmd_forward_backward(float* dX, const float* X, const float* Y, int M, int
         xy[c] = sxy;
         yy[c] = syy;
     }
-    double mmd2 = sum_parts(xx) / M2 + sum_parts(yy) / N2 - 2.0 * sum_parts(xy) / MN;
-    double loss = sqrt(fmax(mmd2, 0.0));
-    if (!dX || mmd2 <= 1e-12) return (float)loss;
+    return sum_parts(xx) / M2 + sum_parts(yy) / N2 - 2.0 * sum_parts(xy) / MN;
+}
 
-    // dX_i += c * (rowsum(A)_i x_i - (A z)_i), c = grad_scale * dsqrt/dMMD2
-    float cs = (float)((double)grad_scale / (2.0 * loss));
+// dX += cs * dMMD2/dX from the coefficients mmd2_pair left in ws.
+static void mmd2_grad(float* dX, const float* X, const float* Y, int M, int N, int D, float cs,
+                      const float* ws) {
+    size_t L = (size_t)M + (size_t)N;
+    const float* G = ws;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, M, -cs, G, (int)L, X, D, 1.0f,
                 dX, D);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, N, -cs, G + M, (int)L, Y, D, 1.0f,
@@ -193,5 +196,45 @@ float mmd_forward_backward(float* dX, const float* X, const float* Y, int M, int
         rs *= cs;
         for (int k = 0; k < D; k++) dX[(size_t)i * D + k] += rs * X[(size_t)i * D + k];
     }
+}
+
+size_t mmd_grouped_workspace_floats(const int* x_start, const int* y_start, int n_groups) {
+    size_t best = 0;
+    for (int g = 0; g < n_groups; g++) {
+        size_t w = mmd_workspace_floats(x_start[g + 1] - x_start[g], y_start[g + 1] - y_start[g]);
+        if (w > best) best = w;
+    }
+    return best;
+}
+
+float mmd_grouped_forward_backward(float* dX, const float* X, const float* Y, const int* x_start,
+                                   const int* y_start, int n_groups, int D, const float* sigmas,
+                                   int S, float* ws, float grad_scale) {
+    // pass 1: the total, which the sqrt's gradient needs before any group's
+    double total = 0.0;
+    for (int g = 0; g < n_groups; g++) {
+        int M = x_start[g + 1] - x_start[g], N = y_start[g + 1] - y_start[g];
+        if (M <= 0 || N <= 0) continue;
+        total += mmd2_pair(X + (size_t)x_start[g] * D, Y + (size_t)y_start[g] * D, M, N, D, sigmas,
+                           S, ws);
+    }
+    double loss = sqrt(fmax(total, 0.0));
+    if (!dX || total <= 1e-12) return (float)loss;
+    // pass 2: recompute each group's coefficients (one group's workspace at a time)
+    float cs = (float)((double)grad_scale / (2.0 * loss));
+    for (int g = 0; g < n_groups; g++) {
+        int M = x_start[g + 1] - x_start[g], N = y_start[g + 1] - y_start[g];
+        if (M <= 0 || N <= 0) continue;
+        const float* Xg = X + (size_t)x_start[g] * D;
+        const float* Yg = Y + (size_t)y_start[g] * D;
+        if (n_groups > 1) mmd2_pair(Xg, Yg, M, N, D, sigmas, S, ws);
+        mmd2_grad(dX + (size_t)x_start[g] * D, Xg, Yg, M, N, D, cs, ws);
+    }
     return (float)loss;
+}
+
+float mmd_forward_backward(float* dX, const float* X, const float* Y, int M, int N, int D,
+                           const float* sigmas, int S, float* ws, float grad_scale) {
+    int xs[2] = {0, M}, ys[2] = {0, N};
+    return mmd_grouped_forward_backward(dX, X, Y, xs, ys, 1, D, sigmas, S, ws, grad_scale);
 }

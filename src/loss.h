@@ -75,4 +75,21 @@ float mmd_forward_backward(float* dX,            // (M, D) or NULL; accumulated
                            float* ws,            // (mmd_workspace_floats(M, N))
                            float grad_scale);
 
+// CaGNet's content loss: rows come in groups (one per class, "runs of equal
+// labels"); group g is X rows [x_start[g], x_start[g+1]) against Y rows
+// [y_start[g], y_start[g+1]). loss = sqrt(sum_g MMD2_g), same kernels and
+// guard as above; empty groups contribute nothing. The workspace holds the
+// largest group's (mmd_grouped_workspace_floats).
+size_t mmd_grouped_workspace_floats(const int* x_start, const int* y_start, int n_groups);
+float mmd_grouped_forward_backward(float* dX,            // (x_start[n_groups], D) or NULL; accumulated
+                                   const float* X,       // (x_start[n_groups], D)
+                                   const float* Y,       // (y_start[n_groups], D)
+                                   const int* x_start,   // (n_groups + 1) row offsets
+                                   const int* y_start,   // (n_groups + 1) row offsets
+                                   int n_groups, int D,
+                                   const float* sigmas,  // (S)
+                                   int S,
+                                   float* ws,            // (mmd_grouped_workspace_floats(...))
+                                   float grad_scale);
+
 #endif  // ZSSEG_LOSS_H
