@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rng.h"
+
 void relu_forward(float* out,        // (n)
                   const float* inp,  // (n)
                   size_t n);
@@ -44,5 +46,17 @@ void dropout_forward(float* out,        // (n)
 void dropout_backward(float* dinp,        // (n); accumulated
                       const float* dout,  // (n)
                       float p, uint64_t seed, uint64_t stream, uint64_t offset, size_t n);
+
+// Dropout of a batch of B samples of n elements each, keyed per sample as the
+// model contract says (tests/reference/README.md §4): element j of sample b
+// uses stream rng_stream(RNG_DROPOUT, rng->iter, rng->sample0 + b) and index
+// (layer << 32) + j, so a sample's mask is the same whichever batch or rank
+// holds it. With rng->training == 0 (or p == 0) it is the identity.
+void dropout_batch_forward(float* out,        // (B, n); may == inp
+                           const float* inp,  // (B, n)
+                           float p, const StepRng* rng, int layer, int B, size_t n);
+void dropout_batch_backward(float* dinp,        // (B, n); accumulated
+                            const float* dout,  // (B, n)
+                            float p, const StepRng* rng, int layer, int B, size_t n);
 
 #endif  // ZSSEG_ACTIVATION_H

@@ -180,9 +180,15 @@ void file_write_atomic(const char* path, const void* data, size_t len) {
         ZS_FAIL("use a shorter run directory", "path too long: '%s'", path);
     FILE* fp = fopenCheck(tmp, "wb");
     fwriteCheck(data, 1, len, fp, tmp);
-    if (fflush(fp) != 0 || fsync(fileno(fp)) != 0)
+    fcloseCheck(fp, tmp);  // reports a failed flush of buffered data
+    file_commit(tmp, path);
+}
+
+void file_commit(const char* tmp, const char* path) {
+    int fd = open(tmp, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0)
         ZS_FAIL("check free disk space and quota", "cannot flush '%s': %s", tmp, strerror(errno));
-    fcloseCheck(fp, tmp);
+    close(fd);
     if (rename(tmp, path) != 0)
         ZS_FAIL("check directory permissions", "cannot rename '%s' to '%s': %s", tmp, path,
                 strerror(errno));

@@ -61,5 +61,8 @@ char* file_read_all(const char* path, size_t* len);
 // Write a file atomically: PATH.tmp, fsync, rename over PATH, fsync the directory.
 // A crash leaves either the old or the new content, never a mix.
 void file_write_atomic(const char* path, const void* data, size_t len);
+// The last step of an atomic write done by another writer (HDF5): fsync the
+// finished file TMP, rename it over PATH, fsync the directory.
+void file_commit(const char* tmp, const char* path);
 
 #endif  // ZSSEG_COMMON_H

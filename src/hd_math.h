@@ -31,6 +31,20 @@ HD float hd_leaky_relu_grad(float x, float slope) { return x > 0.0f ? 1.0f : slo
 // log(1 + exp(x)) without overflow
 HD float hd_softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
 
+// ---------------------------------------------------------------- contextual module
+// Reparameterisation z = mu + exp(lv/2) * eps, and dz/dlv.
+HD float hd_reparam(float mu, float lv, float eps) { return mu + expf(0.5f * lv) * eps; }
+HD float hd_reparam_dlv(float lv, float eps) { return 0.5f * expf(0.5f * lv) * eps; }
+// CaGNet's real feature x = sigmoid(h + h * sigmoid(z)).
+HD float hd_cm_feature(float h, float z) { return hd_sigmoid(h + h * hd_sigmoid(z)); }
+// Its gradients w.r.t. h and z from the output x and dx (overwrites *dh, *dz).
+HD void hd_cm_feature_grad(float h, float z, float x, float dx, float* dh, float* dz) {
+    float sz = hd_sigmoid(z);
+    float da = dx * x * (1.0f - x);
+    *dh = da * (1.0f + sz);
+    *dz = da * h * sz * (1.0f - sz);
+}
+
 // ---------------------------------------------------------------- GAN losses
 // All take the discriminator logit x, score s = sigmoid(x), target t in {0,1}.
 // Loss per sample and d(loss)/dx are returned; the caller averages.
@@ -90,15 +104,18 @@ HD float hd_softmax_ce(const float* z, size_t stride, int K, int y, float g, flo
 }
 
 // Multi-bandwidth RBF kernel of a squared distance d, as the GMMN / CaGNet
-// reference writes it: sum_s exp(-d / (2 sigma_s)) (sigma, not sigma^2).
+// reference writes it: sum_s exp(-d / (2 sigma_s)) (sigma, not sigma^2), but
+// returned minus S, i.e. as sum_s expm1(-d / (2 sigma_s)): MMD2's three means
+// cancel the constant exactly, and near-identical features (sigmoid outputs,
+// d << sigma) keep their digits instead of losing them to 1 - 1.
 // *dk = d(kernel)/dd.
 HD float hd_rbf_multi(float d, const float* sigmas, int S, float* dk) {
     float k = 0.0f, g = 0.0f;
     for (int s = 0; s < S; s++) {
         float inv = 0.5f / sigmas[s];
-        float e = expf(-d * inv);
+        float e = expm1f(-d * inv);
         k += e;
-        g -= e * inv;
+        g -= (e + 1.0f) * inv;
     }
     *dk = g;
     return k;

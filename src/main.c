@@ -3,9 +3,11 @@
 // `config` never initialises MPI, so it runs anywhere, mpirun included.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "config.h"
+#include "weights_h5.h"
 
 static const CliOption train_options[] = {
     {"resume", 'r', "auto|PATH",
@@ -46,6 +48,22 @@ static int run_config(const CliArgs* args, const Config* cfg) {
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
+// ckpt info PATH: list the datasets of a weights or checkpoint file.
+static int run_ckpt(const CliArgs* args, const Config* cfg) {
+    (void)cfg;
+    const char* sub = args->npositionals > 0 ? args->positionals[0] : "";
+    if (args->npositionals != 2 || (strcmp(sub, "info") != 0 && strcmp(sub, "verify") != 0)) {
+        fprintf(stderr, "zsseg ckpt: expected 'info PATH' or 'verify PATH' (see zsseg ckpt --help)\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(sub, "verify") == 0) {
+        fprintf(stderr, "zsseg ckpt verify: not yet available in this version (see the README's roadmap)\n");
+        return CLI_EXIT_USAGE;
+    }
+    weights_list_h5(args->positionals[1], stdout);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 static const CliCommand commands[] = {
     {"train", "train a model through the stages of schedule.stages",
      "Train on data.dataset with model.method, stage by stage (schedule.stages), on every rank\n"
@@ -72,9 +90,9 @@ static const CliCommand commands[] = {
      "class embeddings) into data.root, with the sizes of the synth group.",
      NULL, 0, NULL, NULL},
     {"ckpt", "inspect or verify a checkpoint file",
-     "info: print what a checkpoint holds (iteration, stage, config); verify: check its\n"
-     "checksums.",
-     "info|verify CKPT", 2, NULL, NULL},
+     "info: list what a weights or checkpoint file holds (every dataset with its dtype and\n"
+     "shape, and the total size); verify: check its checksums.",
+     "info|verify CKPT", 2, NULL, run_ckpt},
     {"config", "print the resolved config, or the reference of every key",
      "Print every config key with its resolved value and, as a comment, its source (default,\n"
      "FILE:LINE or --set). The output is itself a valid config file.",

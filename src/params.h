@@ -8,6 +8,7 @@
 #define ZSSEG_PARAMS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 // Regions in buffer order (tests/reference/README.md §2).
 typedef enum {
@@ -39,6 +40,7 @@ typedef struct {
     ParamRegion region;
     ParamKind kind;
     int init_scale_quarter;  // closed-form test fill: multiply by 0.25 (bottleneck 'increase')
+    int pos;  // position in buffer order = tensor number t of the contract; after finalize
 } ParamTensor;
 
 typedef struct {
@@ -59,5 +61,23 @@ int param_declare(ParamTable* pt, const char* name, ParamRegion region, ParamKin
 // Assign offsets region by region; returns the total number of floats.
 size_t param_table_finalize(ParamTable* pt);
 int param_find(const ParamTable* pt, const char* name);  // -1 if absent
+
+// "backbone", "aspp", "cm", "dc", "gen", "frozen".
+const char* param_region_name(ParamRegion r);
+
+// Closed-form test weights of tests/reference/README.md §2 (both the C tests
+// and the PyTorch fixtures use them): tensor number t = its position in buffer
+// order, each element computed in double and rounded to float.
+void param_fill_closed_form(const ParamTable* pt,
+                            float* params);  // (pt->total)
+
+// Training initialisation: conv weights Kaiming normal over fan-in (std
+// sqrt(2 / fan_in)) except ASPP weights N(0, 0.01^2), biases 0, BN weight 1,
+// bias 0, running mean 0, running var 1. Draw i of tensor t (buffer position)
+// is hd_rng_normal(seed, rng_stream(RNG_INIT, t, 0), i), so a tensor's values
+// do not depend on the other tensors or on the thread count.
+void param_init_default(const ParamTable* pt,
+                        float* params,  // (pt->total)
+                        uint64_t seed);
 
 #endif  // ZSSEG_PARAMS_H

@@ -144,3 +144,35 @@ add_test(NAME cli_readme_reference
                  ${CMAKE_SOURCE_DIR}/README.md)
 set_tests_properties(cli_readme_reference PROPERTIES LABELS cli TIMEOUT 60
                      ENVIRONMENT "${ZSSEG_TEST_ENV}")
+
+# ---------------------------------------------------------------- ckpt info
+# test_weights_h5 PATH writes its small 5-tensor model to PATH.
+add_test(NAME cli_ckpt_info_make_file
+         COMMAND test_weights_h5 ${CMAKE_CURRENT_BINARY_DIR}/ckpt_info_small.h5)
+set_tests_properties(cli_ckpt_info_make_file PROPERTIES LABELS cli TIMEOUT 60
+                     FIXTURES_SETUP ckpt_info_file ENVIRONMENT "${ZSSEG_TEST_ENV}")
+zsseg_cli_test(ckpt_info 0
+               PATTERNS "/params/backbone/layer1/conv1/conv/weight" "float32  (4, 3, 3, 3)"
+                        "/params/backbone/layer1/conv1/bn/running_var" "/params/dc/gan/bias"
+                        "5 datasets, 137 elements, 0.0 MB"
+               ARGS ckpt info ${CMAKE_CURRENT_BINARY_DIR}/ckpt_info_small.h5)
+set_tests_properties(cli_ckpt_info PROPERTIES FIXTURES_REQUIRED ckpt_info_file)
+zsseg_cli_test(ckpt_info_missing 1 PATTERNS "cannot read weights file 'no/such.h5'" "HINT:"
+               ARGS ckpt info no/such.h5)
+zsseg_cli_test(ckpt_info_not_hdf5 1
+               PATTERNS "'configs/tiny_test.cfg' is not an HDF5 file" "convert_weights.py"
+               ARGS ckpt info configs/tiny_test.cfg)
+zsseg_cli_test(ckpt_bad_subcommand 2 PATTERNS "zsseg ckpt: expected 'info PATH' or 'verify PATH'"
+               ARGS ckpt show x.h5)
+zsseg_cli_test(ckpt_missing_path 2 PATTERNS "zsseg ckpt: expected 'info PATH' or 'verify PATH'"
+               ARGS ckpt info)
+zsseg_cli_test(ckpt_verify_not_available 2 PATTERNS "zsseg ckpt verify: not yet available"
+               ARGS ckpt verify x.h5)
+
+# ---------------------------------------------------------------- convert_weights.py
+# The deeplab-pytorch -> zsseg name mapping (standard library only; skipped without python3).
+add_test(NAME cli_convert_weights_mapping
+         COMMAND bash -c "command -v python3 >/dev/null || exit 77; python3 \"$0\" --self-test"
+                 ${CMAKE_SOURCE_DIR}/datasets/convert_weights.py)
+set_tests_properties(cli_convert_weights_mapping PROPERTIES LABELS cli TIMEOUT 60
+                     SKIP_RETURN_CODE 77)

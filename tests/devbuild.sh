@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 test_src=$1; shift
 name=$(basename "$test_src" .c)
 mkdir -p /tmp/zsseg-dev
-mpicc -std=gnu11 -O2 -g -Wall -Wextra -Werror -fopenmp -Isrc -Itests \
+mpicc -std=gnu11 -O2 -g -Wall -Wextra -Werror -fopenmp -Isrc -Itests -DZSSEG_SOURCE_DIR="\"$PWD\"" \
   $(pkg-config --cflags hdf5-openmpi openblas libconfig) \
   "$test_src" "$@" src/common.c \
   $(pkg-config --libs hdf5-openmpi openblas libconfig) -lm -o /tmp/zsseg-dev/$name

@@ -149,11 +149,63 @@ static void test_dropout(void) {
     free(dx);
 }
 
+// Batch dropout: sample b of a slice starting at global sample sample0 gets
+// exactly the mask of dropout_forward keyed by the contract's stream
+// (purpose 4 in bits 63..56, iteration in 55..32, global sample in 31..0) and
+// offset layer << 32; eval mode and p = 0 are the identity.
+static void test_dropout_batch(void) {
+    enum { B = 3, M = 1000 };
+    const float p = 0.4f;
+    const StepRng rng = {.seed = 77, .iter = 9, .sample0 = 5, .training = 1};
+    const int layer = 101;
+    float* x = malloc(B * M * sizeof(float));
+    float* y = malloc(B * M * sizeof(float));
+    float* want = malloc(B * M * sizeof(float));
+    float* dx = malloc(B * M * sizeof(float));
+    t_fill_uniform(x, B * M, 23, 0.5f, 1.5f);
+    for (int b = 0; b < B; b++) {
+        uint64_t stream = (4ull << 56) | (9ull << 32) | (uint64_t)(5 + b);
+        dropout_forward(want + b * M, x + b * M, p, 77, stream, (uint64_t)layer << 32, M);
+    }
+    dropout_batch_forward(y, x, p, &rng, layer, B, M);
+    CHECK(memcmp(y, want, B * M * sizeof(float)) == 0, "batch dropout differs from per-sample keys");
+    size_t dropped = 0;
+    for (size_t i = 0; i < B * M; i++) dropped += y[i] == 0.0f;
+    CHECK(dropped > 0.3 * B * M && dropped < 0.5 * B * M, "batch dropout dropped %zu", dropped);
+    // the slice [1, 3) of the batch, run alone with sample0 + 1, gets the same masks
+    StepRng tail = rng;
+    tail.sample0 = 6;
+    dropout_batch_forward(y, x + M, p, &tail, layer, B - 1, M);
+    CHECK(memcmp(y, want + M, (B - 1) * M * sizeof(float)) == 0, "batch dropout depends on the slice");
+
+    // backward: accumulates the forward's mask and scale
+    for (size_t i = 0; i < B * M; i++) dx[i] = 1.0f;
+    dropout_batch_backward(dx, x, p, &rng, layer, B, M);
+    size_t bad = 0;
+    for (size_t i = 0; i < B * M; i++) bad += dx[i] != 1.0f + want[i];
+    CHECK(bad == 0, "%zu batch dropout gradients differ", bad);
+
+    // eval mode and p = 0: identity forward (in place too), plain accumulation backward
+    StepRng eval = rng;
+    eval.training = 0;
+    dropout_batch_forward(y, x, p, &eval, layer, B, M);
+    CHECK(memcmp(y, x, B * M * sizeof(float)) == 0, "eval batch dropout is not the identity");
+    dropout_batch_forward(y, y, 0.0f, &rng, layer, B, M);
+    CHECK(memcmp(y, x, B * M * sizeof(float)) == 0, "p = 0 batch dropout is not the identity");
+    for (size_t i = 0; i < B * M; i++) dx[i] = 1.0f;
+    dropout_batch_backward(dx, x, p, &eval, layer, B, M);
+    bad = 0;
+    for (size_t i = 0; i < B * M; i++) bad += dx[i] != 1.0f + x[i];
+    CHECK(bad == 0, "%zu eval batch dropout gradients differ", bad);
+    free(x), free(y), free(want), free(dx);
+}
+
 int main(void) {
     test_forward_values();
     test_backward(ACT_RELU, "relu");
     test_backward(ACT_LEAKY, "leaky_relu");
     test_backward(ACT_SIGMOID, "sigmoid");
     test_dropout();
+    test_dropout_batch();
     return t_report("test_activation");
 }

@@ -1,0 +1,48 @@
+// Parameter buffers in HDF5: one float32 dataset per tensor, named after the
+// tensor with '.' -> '/' under a group, e.g.
+// /params/backbone/layer2/block1/reduce/conv/weight with shape (Cout, Cin, kh, kw).
+// Files from PyTorch state dicts come from datasets/convert_weights.py.
+// Serial HDF5 (one process per file).
+#ifndef ZSSEG_WEIGHTS_H5_H
+#define ZSSEG_WEIGHTS_H5_H
+
+#include <hdf5.h>
+#include <stdio.h>
+
+#include "params.h"
+
+#define WEIGHTS_GROUP "/params"
+
+// Write every tensor of pt to PATH atomically (PATH.tmp, flush, rename).
+void weights_save_h5(const char* path, const ParamTable* pt,
+                     const float* params);  // (pt->total)
+
+// Read the tensors of pt from PATH. Every name, shape and dtype is compared
+// first, and all problems are reported at once (missing in the file,
+// unexpected in the file, shape or dtype differs) before failing with a hint.
+// strict: the file must hold exactly the tensors of pt. Not strict (a
+// pretrained initialisation): tensors absent from the file keep their values
+// and extra file tensors are ignored (both summarised in a warning), but a
+// shape or dtype difference still fails, and so does a file sharing no tensor
+// with pt. A missing, truncated or non-HDF5 file fails naming the file.
+// Returns the number of tensors loaded.
+int weights_load_h5(const char* path, const ParamTable* pt,
+                    float* params,  // (pt->total) tensors found are overwritten
+                    int strict);
+
+// Print every dataset of PATH (HDF5 path, dtype, shape), then the count,
+// element total and size. Backs `zsseg ckpt info`.
+void weights_list_h5(const char* path, FILE* out);
+
+// The same on an open file, for writers that store more than the parameters
+// (checkpoints): `group` is e.g. WEIGHTS_GROUP; `path` only names the file in
+// messages.
+void weights_write_group(hid_t file, const char* group, const ParamTable* pt,
+                         const float* params, const char* path);
+int weights_read_group(hid_t file, const char* group, const ParamTable* pt, float* params,
+                       int strict, const char* path);
+// Open PATH read-only, failing with a clear message (missing, not HDF5,
+// truncated) that names it.
+hid_t weights_open_h5(const char* path);
+
+#endif  // ZSSEG_WEIGHTS_H5_H
