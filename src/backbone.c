@@ -36,8 +36,13 @@ void backbone_config_from(BackboneConfig* bc, const Config* cfg) {
 // the closed-form test fill's 0.25 (bottleneck 'increase').
 static void convbn_declare(ConvBn* u, ParamTable* pt, const char* prefix, int cin, int cout, int k,
                            int stride, int pad, int dil, int relu, int quarter) {
-    u->d = (Conv2dDesc){.C_in = cin, .C_out = cout, .kh = k, .kw = k, .stride = stride,
-                        .pad = pad, .dilation = dil};
+    u->d = (Conv2dDesc){.C_in = cin,
+                        .C_out = cout,
+                        .kh = k,
+                        .kw = k,
+                        .stride = stride,
+                        .pad = pad,
+                        .dilation = dil};
     u->relu = relu;
     char name[128];
     int wshape[4] = {cout, cin, k, k}, cshape[1] = {cout};
@@ -86,8 +91,13 @@ void backbone_build(Backbone* bb, ParamTable* pt, const BackboneConfig* bc) {
     }
     for (int i = 0; i < bc->n_aspp; i++) {
         int dil = bc->aspp_dilations[i];
-        Conv2dDesc d = {.C_in = cin, .C_out = bc->feature_dim, .kh = 3, .kw = 3, .stride = 1,
-                        .pad = dil, .dilation = dil};
+        Conv2dDesc d = {.C_in = cin,
+                        .C_out = bc->feature_dim,
+                        .kh = 3,
+                        .kw = 3,
+                        .stride = 1,
+                        .pad = dil,
+                        .dilation = dil};
         char name[32];
         snprintf(name, sizeof name, "aspp.c%d", i);
         conv_layer_declare(&bb->aspp[i], pt, name, REGION_ASPP, &d);
@@ -100,11 +110,19 @@ void backbone_free(Backbone* bb) {
 }
 
 // ---------------------------------------------------------------- sizes
-static int block_out_size(const Bottleneck* b, int in) { return conv2d_out_size(in, 1, b->stride, 0, 1); }
+static int block_out_size(const Bottleneck* b, int in) {
+    return conv2d_out_size(in, 1, b->stride, 0, 1);
+}
 static int block_mid(const Bottleneck* b) { return b->reduce.d.C_out; }
 static int block_out(const Bottleneck* b) { return b->increase.d.C_out; }
 static int block_in(const Bottleneck* b) { return b->reduce.d.C_in; }
 static int feat_in(const Backbone* bb) { return block_out(&bb->blocks[bb->n_blocks - 1]); }
+
+static int stem_out_size(const Backbone* bb, int in) {
+    const Conv2dDesc* d = &bb->stem.d;
+    return conv2d_out_size(in, d->kh, d->stride, d->pad, d->dilation);
+}
+static int pool_out_size(int in) { return maxpool2d_out_size(in, 3, 2, 1, 1); }
 
 static size_t max_z(size_t a, size_t b) { return a > b ? a : b; }
 
@@ -116,10 +134,10 @@ typedef struct {
 
 static WsSizes ws_sizes(const Backbone* bb, int B, int H, int W) {
     WsSizes s = {0, 0, 0, 0};
-    int Hs = conv2d_out_size(H, 7, 2, 3, 1), Ws = conv2d_out_size(W, 7, 2, 3, 1);
+    int Hs = stem_out_size(bb, H), Ws = stem_out_size(bb, W);
     s.col = conv2d_workspace_floats(&bb->stem.d, H, W);
     s.big = (size_t)B * bb->cfg.width * Hs * Ws;  // stem output (forward), its gradient (backward)
-    int h = maxpool2d_out_size(Hs, 3, 2, 1, 1), w = maxpool2d_out_size(Ws, 3, 2, 1, 1);
+    int h = pool_out_size(Hs), w = pool_out_size(Ws);
     for (int k = 0; k < bb->n_blocks; k++) {
         const Bottleneck* b = &bb->blocks[k];
         int ho = block_out_size(b, h), wo = block_out_size(b, w);
@@ -167,13 +185,13 @@ void backbone_acts_alloc(BackboneActs* a, const Backbone* bb, int B, int H, int 
     a->B = B;
     a->H = H;
     a->W = W;
-    a->Hs = conv2d_out_size(H, 7, 2, 3, 1);
-    a->Ws = conv2d_out_size(W, 7, 2, 3, 1);
-    if (B < 1 || a->Hs < 3 || a->Ws < 3)
-        ZS_FAIL("use a larger crop or msc scale: the backbone needs an input of at least 5x5",
-                "backbone input %dx%dx%d is too small", B, H, W);
-    a->Hp = maxpool2d_out_size(a->Hs, 3, 2, 1, 1);
-    a->Wp = maxpool2d_out_size(a->Ws, 3, 2, 1, 1);
+    if (B < 1 || H < 1 || W < 1)
+        ZS_FAIL("check data.batch_size, the crop size and model.msc_scales",
+                "backbone input of %d images of %dx%d", B, H, W);
+    a->Hs = stem_out_size(bb, H);
+    a->Ws = stem_out_size(bb, W);
+    a->Hp = pool_out_size(a->Hs);
+    a->Wp = pool_out_size(a->Ws);
     int w = bb->cfg.width;
     size_t plane_p = (size_t)B * w * a->Hp * a->Wp;
     size_t n = (size_t)B * 3 * H * W + plane_p;
@@ -193,7 +211,8 @@ void backbone_acts_alloc(BackboneActs* a, const Backbone* bb, int B, int H, int 
     n += (size_t)B * bb->cfg.feature_dim * h * wd;
     a->mem = (float*)mallocCheck(n * sizeof(float));
     a->argmax = (int*)mallocCheck(plane_p * sizeof(int));
-    a->bytes = n * sizeof(float) + plane_p * sizeof(int) + (size_t)bb->n_blocks * sizeof(BottleneckActs);
+    a->bytes =
+        n * sizeof(float) + plane_p * sizeof(int) + (size_t)bb->n_blocks * sizeof(BottleneckActs);
     float* p = a->mem;
     a->img = p;
     p += (size_t)B * 3 * H * W;
@@ -224,9 +243,9 @@ static const float* tensor(const Backbone* bb, const float* params, int idx) {
 }
 
 static void convbn_fold(const Backbone* bb, const float* params, const ConvBn* u, const Ws* w) {
-    frozen_bn_fold(w->scale, w->shift, tensor(bb, params, u->bn_mean), tensor(bb, params, u->bn_var),
-                   tensor(bb, params, u->bn_weight), tensor(bb, params, u->bn_bias),
-                   BACKBONE_BN_EPS, u->d.C_out);
+    frozen_bn_fold(w->scale, w->shift, tensor(bb, params, u->bn_mean),
+                   tensor(bb, params, u->bn_var), tensor(bb, params, u->bn_weight),
+                   tensor(bb, params, u->bn_bias), BACKBONE_BN_EPS, u->d.C_out);
 }
 
 // out = [ReLU](BN(conv(inp))), BN and ReLU in place.
@@ -308,7 +327,8 @@ static void bottleneck_backward(const Backbone* bb, const float* params, float* 
     bn_relu_grad(w->X, w->X, ba->out, NULL, B, block_out(b), hwo);  // residual ReLU
     convbn_grad_out(bb, params, &b->increase, w->Y, w->X, NULL, B, hwo, w);
     memset(w->M2, 0, (size_t)B * block_mid(b) * hwo * sizeof(float));
-    convbn_conv_backward(bb, params, grads, &b->increase, w->M2, w->Y, ba->mid2, B, ba->Ho, ba->Wo, w);
+    convbn_conv_backward(bb, params, grads, &b->increase, w->M2, w->Y, ba->mid2, B, ba->Ho, ba->Wo,
+                         w);
     if (b->has_shortcut) {
         convbn_grad_out(bb, params, &b->shortcut, w->Y, w->X, NULL, B, hwo, w);
         memset(w->X, 0, (size_t)B * block_in(b) * hw * sizeof(float));
@@ -316,13 +336,14 @@ static void bottleneck_backward(const Backbone* bb, const float* params, float* 
     }  // identity: X already holds the shortcut's share of dL/d(input)
     convbn_grad_out(bb, params, &b->conv3x3, w->M2, w->M2, ba->mid2, B, hwo, w);
     memset(w->M1, 0, (size_t)B * block_mid(b) * hwo * sizeof(float));
-    convbn_conv_backward(bb, params, grads, &b->conv3x3, w->M1, w->M2, ba->mid1, B, ba->Ho, ba->Wo, w);
+    convbn_conv_backward(bb, params, grads, &b->conv3x3, w->M1, w->M2, ba->mid1, B, ba->Ho, ba->Wo,
+                         w);
     convbn_grad_out(bb, params, &b->reduce, w->M1, w->M1, ba->mid1, B, hwo, w);
     convbn_conv_backward(bb, params, grads, &b->reduce, w->X, w->M1, x, B, ba->H, ba->W, w);
 }
 
-void backbone_backward(const Backbone* bb, const float* params, float* grads,
-                       const BackboneActs* a, const float* dh, float* ws) {
+void backbone_backward(const Backbone* bb, const float* params, float* grads, const BackboneActs* a,
+                       const float* dh, float* ws) {
     if (!grads) return;
     int B = a->B, n = bb->n_blocks;
     Ws w = ws_split(bb, B, a->H, a->W, ws);

@@ -21,8 +21,8 @@
 #define BACKBONE_BN_EPS 1e-5f
 
 typedef struct {
-    int width;      // w: stem channels; stage L has mid = w*2^(L-2), out = 4*mid
-    int blocks[4];  // bottlenecks in layer2..layer5
+    int width;        // w: stem channels; stage L has mid = w*2^(L-2), out = 4*mid
+    int blocks[4];    // bottlenecks in layer2..layer5
     int feature_dim;  // D, the ASPP output channels
     int n_aspp;
     int aspp_dilations[BACKBONE_MAX_ASPP];
@@ -64,26 +64,26 @@ void backbone_free(Backbone* bb);
 
 // Stored activations of one bottleneck, all after BN and ReLU.
 typedef struct {
-    int H, W;      // block input size
-    int Ho, Wo;    // block output size
-    float* mid1;   // (B, mid, Ho, Wo) reduce output
-    float* mid2;   // (B, mid, Ho, Wo) conv3x3 output
-    float* out;    // (B, out, Ho, Wo) ReLU(increase + shortcut)
+    int H, W;     // block input size
+    int Ho, Wo;   // block output size
+    float* mid1;  // (B, mid, Ho, Wo) reduce output
+    float* mid2;  // (B, mid, Ho, Wo) conv3x3 output
+    float* out;   // (B, out, Ho, Wo) ReLU(increase + shortcut)
 } BottleneckActs;
 
 // Activations for one input size (each scale of multi-scale training has its own).
 typedef struct {
-    int B, H, W;    // input
-    int Hs, Ws;     // stem conv output
-    int Hp, Wp;     // after the max pool
-    int Hf, Wf;     // feature map h
-    float* img;     // (B, 3, H, W) copy of the input: conv1's weight gradient reads it
-    float* pool;    // (B, w, Hp, Wp) pooled stem output = layer2.block1 input
-    int* argmax;    // (B, w, Hp, Wp) max pool argmax
+    int B, H, W;             // input
+    int Hs, Ws;              // stem conv output
+    int Hp, Wp;              // after the max pool
+    int Hf, Wf;              // feature map h
+    float* img;              // (B, 3, H, W) copy of the input: conv1's weight gradient reads it
+    float* pool;             // (B, w, Hp, Wp) pooled stem output = layer2.block1 input
+    int* argmax;             // (B, w, Hp, Wp) max pool argmax
     BottleneckActs* blocks;  // (n_blocks)
-    float* h;       // (B, D, Hf, Wf) the backbone output
-    float* mem;     // one allocation holding every float tensor above
-    size_t bytes;   // bytes held (floats, argmax, block records)
+    float* h;                // (B, D, Hf, Wf) the backbone output
+    float* mem;              // one allocation holding every float tensor above
+    size_t bytes;            // bytes held (floats, argmax, block records)
 } BackboneActs;
 
 void backbone_acts_alloc(BackboneActs* a, const Backbone* bb, int B, int H, int W);
@@ -107,10 +107,10 @@ void backbone_forward(const Backbone* bb,
 // (the input is an image), so grads == NULL returns at once. Overwrites the
 // workspace only; a stays valid for another backward.
 void backbone_backward(const Backbone* bb,
-                       const float* params,     // (pt->total)
-                       float* grads,            // (pt->total) accumulated, or NULL
-                       const BackboneActs* a,   // from backbone_forward
-                       const float* dh,         // (B, D, Hf, Wf)
-                       float* ws);              // (backbone_workspace_floats(bb, B, H, W))
+                       const float* params,    // (pt->total)
+                       float* grads,           // (pt->total) accumulated, or NULL
+                       const BackboneActs* a,  // from backbone_forward
+                       const float* dh,        // (B, D, Hf, Wf)
+                       float* ws);             // (backbone_workspace_floats(bb, B, H, W))
 
 #endif  // ZSSEG_BACKBONE_H

@@ -53,11 +53,14 @@ static int run_ckpt(const CliArgs* args, const Config* cfg) {
     (void)cfg;
     const char* sub = args->npositionals > 0 ? args->positionals[0] : "";
     if (args->npositionals != 2 || (strcmp(sub, "info") != 0 && strcmp(sub, "verify") != 0)) {
-        fprintf(stderr, "zsseg ckpt: expected 'info PATH' or 'verify PATH' (see zsseg ckpt --help)\n");
+        fprintf(stderr,
+                "zsseg ckpt: expected 'info PATH' or 'verify PATH' (see zsseg ckpt --help)\n");
         return CLI_EXIT_USAGE;
     }
     if (strcmp(sub, "verify") == 0) {
-        fprintf(stderr, "zsseg ckpt verify: not yet available in this version (see the README's roadmap)\n");
+        fprintf(stderr,
+                "zsseg ckpt verify: not yet available in this version (see the README's "
+                "roadmap)\n");
         return CLI_EXIT_USAGE;
     }
     weights_list_h5(args->positionals[1], stdout);

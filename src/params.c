@@ -21,8 +21,7 @@ void param_table_free(ParamTable* pt) {
 
 int param_declare(ParamTable* pt, const char* name, ParamRegion region, ParamKind kind, int ndim,
                   const int* shape) {
-    if (pt->finalized)
-        ZS_FAIL(BUG_HINT, "param_declare('%s') after param_table_finalize", name);
+    if (pt->finalized) ZS_FAIL(BUG_HINT, "param_declare('%s') after param_table_finalize", name);
     if (strlen(name) >= sizeof pt->t[0].name)
         ZS_FAIL(BUG_HINT, "parameter name too long: '%s'", name);
     if ((int)region < 0 || region >= REGION_COUNT || ndim < 1 || ndim > 4)
@@ -85,7 +84,9 @@ static void param_require_final(const ParamTable* pt, const char* who) {
 }
 
 // Fan-in of a weight (Cout, Cin, kh, kw): every dimension but the first.
-static double param_fan_in(const ParamTensor* t) { return (double)(t->numel / (size_t)t->shape[0]); }
+static double param_fan_in(const ParamTensor* t) {
+    return (double)(t->numel / (size_t)t->shape[0]);
+}
 
 // Element i of tensor number t under the contract's closed form, in double.
 static double closed_form_value(const ParamTensor* p, double t, double i) {

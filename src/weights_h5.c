@@ -43,7 +43,8 @@ static void dataset_path(char* out, size_t cap, const char* group, const char* n
 static void shape_text(char* out, size_t cap, int ndim, const hsize_t* dims) {
     size_t n = (size_t)snprintf(out, cap, "(");
     for (int d = 0; d < ndim && n < cap; d++)
-        n += (size_t)snprintf(out + n, cap - n, "%s%llu", d ? ", " : "", (unsigned long long)dims[d]);
+        n += (size_t)snprintf(out + n, cap - n, "%s%llu", d ? ", " : "",
+                              (unsigned long long)dims[d]);
     if (n < cap) snprintf(out + n, cap - n, ")");
 }
 
@@ -56,7 +57,8 @@ static void tensor_shape_text(char* out, size_t cap, const ParamTensor* t) {
 // ---------------------------------------------------------------- writing
 void weights_write_group(hid_t file, const char* group, const ParamTable* pt, const float* params,
                          const char* path) {
-    if (!pt->finalized) ZS_FAIL("finalise the parameter table first", "weights_write_group on '%s'", path);
+    if (!pt->finalized)
+        ZS_FAIL("finalise the parameter table first", "weights_write_group on '%s'", path);
     int* order = (int*)mallocCheck((size_t)pt->n * sizeof(int));
     for (int i = 0; i < pt->n; i++) order[pt->t[i].pos] = i;
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
@@ -102,13 +104,15 @@ hid_t weights_open_h5(const char* path) {
     hid_t file = is > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
     h5_loud(q);
     if (is <= 0)
-        ZS_FAIL("a PyTorch .pth file must first be converted with datasets/convert_weights.py; "
-                "otherwise the file is damaged: re-copy it",
-                "'%s' is not an HDF5 file", path);
+        ZS_FAIL(
+            "a PyTorch .pth file must first be converted with datasets/convert_weights.py; "
+            "otherwise the file is damaged: re-copy it",
+            "'%s' is not an HDF5 file", path);
     if (file < 0)
-        ZS_FAIL("the file is truncated or corrupt (an interrupted copy or write?): re-copy it or "
-                "use another checkpoint",
-                "cannot open HDF5 file '%s': it is truncated or corrupt", path);
+        ZS_FAIL(
+            "the file is truncated or corrupt (an interrupted copy or write?): re-copy it or "
+            "use another checkpoint",
+            "cannot open HDF5 file '%s': it is truncated or corrupt", path);
     return file;
 }
 
@@ -130,10 +134,14 @@ typedef struct {
 static void dtype_text(char* out, size_t cap, hid_t type) {
     H5T_class_t c = H5Tget_class(type);
     int bits = (int)H5Tget_size(type) * 8;
-    if (c == H5T_FLOAT) snprintf(out, cap, "float%d", bits);
-    else if (c == H5T_INTEGER) snprintf(out, cap, "%sint%d", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
-    else if (c == H5T_STRING) snprintf(out, cap, "string");
-    else snprintf(out, cap, "other");
+    if (c == H5T_FLOAT)
+        snprintf(out, cap, "float%d", bits);
+    else if (c == H5T_INTEGER)
+        snprintf(out, cap, "%sint%d", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
+    else if (c == H5T_STRING)
+        snprintf(out, cap, "string");
+    else
+        snprintf(out, cap, "other");
 }
 
 // H5Lvisit callback: record every dataset below the group.
@@ -154,8 +162,10 @@ static herr_t collect_cb(hid_t g, const char* name, const H5L_info_t* info, void
         hid_t space = H5Dget_space(obj), type = H5Dget_type(obj);
         int nd = H5Sget_simple_extent_ndims(space);
         e->ndim = nd > MAX_RANK ? MAX_RANK : nd < 0 ? 0 : nd;
-        if (nd > MAX_RANK) e->dims[0] = 0;  // never matches; shown as a rank mismatch
-        else H5Sget_simple_extent_dims(space, e->dims, NULL);
+        if (nd > MAX_RANK)
+            e->dims[0] = 0;  // never matches; shown as a rank mismatch
+        else
+            H5Sget_simple_extent_dims(space, e->dims, NULL);
         e->is_float = H5Tget_class(type) == H5T_FLOAT;
         e->type_bytes = H5Tget_size(type);
         dtype_text(e->dtype, sizeof e->dtype, type);
@@ -176,9 +186,10 @@ static FileTensors collect(hid_t file, const char* group, const char* path, int 
     if (g >= 0) H5Gclose(g);
     h5_loud(q);
     if (g < 0)
-        ZS_FAIL("this file holds no parameters: is it a zsseg weights or checkpoint file? "
-                "(`zsseg ckpt info FILE` lists it)",
-                "'%s' has no group %s", path, group);
+        ZS_FAIL(
+            "this file holds no parameters: is it a zsseg weights or checkpoint file? "
+            "(`zsseg ckpt info FILE` lists it)",
+            "'%s' has no group %s", path, group);
     if (err < 0)
         ZS_FAIL("the file is truncated or corrupt: re-copy it", "cannot list the datasets of '%s'",
                 path);
@@ -225,7 +236,8 @@ __attribute__((format(printf, 2, 3))) static void text_addf(Text* t, const char*
 
 int weights_read_group(hid_t file, const char* group, const ParamTable* pt, float* params,
                        int strict, const char* path) {
-    if (!pt->finalized) ZS_FAIL("finalise the parameter table first", "weights_read_group on '%s'", path);
+    if (!pt->finalized)
+        ZS_FAIL("finalise the parameter table first", "weights_read_group on '%s'", path);
     FileTensors ft = collect(file, group, path, 1);
     int* where = (int*)mallocCheck((size_t)(pt->n ? pt->n : 1) * sizeof(int));
     Text missing = {0}, unexpected = {0}, differs = {0};
@@ -262,7 +274,8 @@ int weights_read_group(hid_t file, const char* group, const ParamTable* pt, floa
     }
     int fatal = n_differs > 0 || n_found == 0 || (strict && (n_missing || n_unexpected));
     if (fatal) {
-        fprintf(stderr, "[rank %d] weights file '%s' does not match the model (%s): %d missing in "
+        fprintf(stderr,
+                "[rank %d] weights file '%s' does not match the model (%s): %d missing in "
                 "file, %d unexpected in file, %d differ in shape or dtype\n%s%s%s",
                 zs_rank, path, strict ? "strict" : "partial load", n_missing, n_unexpected,
                 n_differs, missing.s ? missing.s : "", unexpected.s ? unexpected.s : "",
@@ -280,9 +293,10 @@ int weights_read_group(hid_t file, const char* group, const ParamTable* pt, floa
                 len += (size_t)snprintf(regions + len, sizeof regions - len, "%s%s %d",
                                         len ? ", " : "", param_region_name((ParamRegion)r),
                                         per_region[r]);
-        log_warn("'%s': loaded %d tensors; %d model tensors not in the file keep their initial "
-                 "values (%s); %d file tensors ignored",
-                 path, n_found, n_missing, len ? regions : "none", n_unexpected);
+        log_warn(
+            "'%s': loaded %d tensors; %d model tensors not in the file keep their initial "
+            "values (%s); %d file tensors ignored",
+            path, n_found, n_missing, len ? regions : "none", n_unexpected);
     }
     H5Quiet q = h5_quiet();
     for (int i = 0; i < pt->n; i++) {

@@ -37,8 +37,8 @@ void weights_list_h5(const char* path, FILE* out);
 // The same on an open file, for writers that store more than the parameters
 // (checkpoints): `group` is e.g. WEIGHTS_GROUP; `path` only names the file in
 // messages.
-void weights_write_group(hid_t file, const char* group, const ParamTable* pt,
-                         const float* params, const char* path);
+void weights_write_group(hid_t file, const char* group, const ParamTable* pt, const float* params,
+                         const char* path);
 int weights_read_group(hid_t file, const char* group, const ParamTable* pt, float* params,
                        int strict, const char* path);
 // Open PATH read-only, failing with a clear message (missing, not HDF5,

@@ -1,14 +1,10 @@
 // Backbone E: config mapping, parameter names and shapes, output sizes, the
 // forward against a naive double-precision DeepLabv2 written from the contract
-// (not from backbone.c's tables) and against the PyTorch reference fixtures
-// (closed-form weights and every stage output, tiny and resnet101), the
-// parameter backward against finite differences, accumulation, and a
-// resnet101 forward with its timing.
-#include <hdf5.h>
-#include <libgen.h>
+// (not from backbone.c's tables), the parameter backward against finite
+// differences, accumulation, and a resnet101 forward with its timing. The
+// PyTorch fixtures (stage outputs, closed form) are checked by test_cagnet_fixture.
 #include <omp.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "backbone.h"
 #include "config.h"
@@ -47,8 +43,10 @@ static Map ref_convbn(const ParamTable* pt, const float* params, const char* pre
     Map out = map_new(Co, Ho, Wo);
     const float* g = (snprintf(name, sizeof name, "%s.bn.weight", prefix), P(pt, params, name));
     const float* be = (snprintf(name, sizeof name, "%s.bn.bias", prefix), P(pt, params, name));
-    const float* mu = (snprintf(name, sizeof name, "%s.bn.running_mean", prefix), P(pt, params, name));
-    const float* var = (snprintf(name, sizeof name, "%s.bn.running_var", prefix), P(pt, params, name));
+    const float* mu =
+        (snprintf(name, sizeof name, "%s.bn.running_mean", prefix), P(pt, params, name));
+    const float* var =
+        (snprintf(name, sizeof name, "%s.bn.running_var", prefix), P(pt, params, name));
     for (int o = 0; o < Co; o++)
         for (int y = 0; y < Ho; y++)
             for (int x = 0; x < Wo; x++) {
@@ -111,7 +109,8 @@ static Map ref_backbone(const ParamTable* pt, const float* params, const float* 
                 snprintf(p, sizeof p, "backbone.layer%d.block%d.shortcut", L + 2, k + 1);
                 sc = ref_convbn(pt, params, p, x, 1, st, 0, 1, 0);
             }
-            for (size_t i = 0; i < (size_t)o.C * o.H * o.W; i++) o.x[i] = fmax(o.x[i] + sc.x[i], 0.0);
+            for (size_t i = 0; i < (size_t)o.C * o.H * o.W; i++)
+                o.x[i] = fmax(o.x[i] + sc.x[i], 0.0);
             if (sc.x != x.x) free(sc.x);
             free(r.x);
             free(c.x);
@@ -225,7 +224,10 @@ static void test_config(void) {
 }
 
 static void test_tiny(void) {
-    BackboneConfig bc = {.width = 4, .blocks = {1, 1, 1, 1}, .feature_dim = 6, .n_aspp = 2,
+    BackboneConfig bc = {.width = 4,
+                         .blocks = {1, 1, 1, 1},
+                         .feature_dim = 6,
+                         .n_aspp = 2,
                          .aspp_dilations = {1, 2}};
     ParamTable pt;
     param_table_init(&pt);
@@ -262,7 +264,8 @@ static void test_tiny(void) {
     CHECK(k >= 0 && pt.t[k].shape[0] == 128 && pt.t[k].shape[1] == 64, "layer5 shortcut shape");
     k = param_find(&pt, "aspp.c1.weight");
     CHECK(k >= 0 && pt.t[k].shape[0] == 6 && pt.t[k].shape[1] == 128, "aspp shape");
-    CHECK(bb.aspp[1].d.dilation == 2 && bb.aspp[1].d.pad == 2 && bb.blocks[2].conv3x3.d.dilation == 2 && bb.blocks[2].conv3x3.d.pad == 2 &&
+    CHECK(bb.aspp[1].d.dilation == 2 && bb.aspp[1].d.pad == 2 &&
+              bb.blocks[2].conv3x3.d.dilation == 2 && bb.blocks[2].conv3x3.d.pad == 2 &&
               bb.blocks[3].conv3x3.d.dilation == 4 && bb.blocks[1].reduce.d.stride == 2 &&
               bb.blocks[1].conv3x3.d.stride == 1,
           "stage dilations and strides");
@@ -281,6 +284,23 @@ static void test_tiny(void) {
     CHECK(a2.Hs == 20 && a2.Ws == 13 && a2.Hp == 11 && a2.Wp == 7 && a2.Hf == 6 && a2.Wf == 4,
           "40x26 sizes %dx%d %dx%d %dx%d", a2.Hs, a2.Ws, a2.Hp, a2.Wp, a2.Hf, a2.Wf);
     backbone_acts_free(&a2);
+    // A 3x3 input: conv1 2, pool (ceil) 2, layer3 1: still a valid forward.
+    {
+        float img3[27],
+            *ws3 = (float*)malloc(backbone_workspace_floats(&bb, 1, 3, 3) * sizeof(float));
+        for (int i = 0; i < 27; i++) img3[i] = (float)(i % 5) - 2.0f;
+        float* p3 = (float*)malloc(total * sizeof(float));
+        param_fill_closed_form(&pt, p3);
+        backbone_acts_alloc(&a2, &bb, 1, 3, 3);
+        backbone_forward(&bb, p3, &a2, img3, ws3);
+        int finite = 1;
+        for (int i = 0; i < 6; i++) finite &= isfinite(a2.h[i]);
+        CHECK(a2.Hs == 2 && a2.Hp == 2 && a2.Hf == 1 && a2.Wf == 1 && finite, "3x3 input: %d %d %d",
+              a2.Hs, a2.Hp, a2.Hf);
+        backbone_acts_free(&a2);
+        free(p3);
+        free(ws3);
+    }
 
     float* params = (float*)malloc(total * sizeof(float));
     param_fill_closed_form(&pt, params);
@@ -407,7 +427,8 @@ static void test_resnet101(void) {
         amax = fmax(amax, fabs(a.h[i]));
     }
     CHECK(finite && amax > 1e-3 && amax < 1e4, "resnet101 h finite and bounded (max |h| %g)", amax);
-    CHECK(t1 - t0 < 5.0, "resnet101 forward at 41x41 took %.2f s", t1 - t0);
+    CHECK(t1 - t0 < 20.0, "resnet101 forward at 41x41 took %.2f s",
+          t1 - t0);  // ~0.15 s; catches pathologies only
     printf("resnet101 forward 1x3x41x41: %.3f s, activations %.1f MB\n", t1 - t0,
            (double)a.bytes / 1e6);
     free(ws);
@@ -418,134 +439,9 @@ static void test_resnet101(void) {
     param_table_free(&pt);
 }
 
-// ---------------------------------------------------------------- PyTorch fixtures
-static int read_floats(hid_t f, const char* name, float* out, size_t n) {
-    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
-    if (ds < 0) return -1;
-    hid_t sp = H5Dget_space(ds);
-    size_t have = (size_t)H5Sget_simple_extent_npoints(sp);
-    herr_t err = have == n ? H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) : -1;
-    H5Sclose(sp);
-    H5Dclose(ds);
-    return err < 0 ? -1 : 0;
-}
-
-static void check_output(hid_t f, const char* name, const float* got, size_t n, double rel) {
-    float* want = (float*)malloc(n * sizeof(float));
-    CHECK(read_floats(f, name, want, n) == 0, "fixture dataset %s with %zu elements", name, n);
-    double amax = 0.0;
-    for (size_t i = 0; i < n; i++) amax = fmax(amax, fabs(want[i]));
-    t_check_array(name, got, want, n, rel * amax, 10 * rel);
-    free(want);
-}
-
-// The fixtures' full model has the contextual module (7 convs), D/C (3) and
-// G (one more layer than gen_widths) between the ASPP and the frozen BN, which
-// shifts the BN tensor numbers of the closed form: stand-ins keep the count.
-static void declare_head_stand_ins(ParamTable* pt, const Config* cfg) {
-    int n_gen = 0, one[1] = {1};
-    config_get_int_list(cfg, "model.gen_widths", &n_gen);
-    int count[3] = {14, 6, 2 * (n_gen + 1)};
-    ParamRegion region[3] = {REGION_CM, REGION_DC, REGION_GEN};
-    for (int r = 0; r < 3; r++)
-        for (int i = 0; i < count[r]; i++) {
-            char name[32];
-            snprintf(name, sizeof name, "stand_in.%d.%d", r, i);
-            param_declare(pt, name, region[r], PARAM_BIAS, 1, one);
-        }
-}
-
-// Forward of the fixture's image with the closed-form weights against the
-// PyTorch outputs; `rel` scales the tolerance to the output's magnitude.
-static void test_fixture(const char* file, double rel) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s", __FILE__);
-    char fixture[1100];
-    snprintf(fixture, sizeof fixture, "%s/fixtures/%s", dirname(path), file);
-    if (access(fixture, R_OK) != 0) {
-        printf("fixture %s absent: comparison skipped\n", fixture);
-        return;
-    }
-    hid_t f = H5Fopen(fixture, H5F_ACC_RDONLY, H5P_DEFAULT);
-    CHECK(f >= 0, "open %s", fixture);
-    if (f < 0) return;
-    char text[8192] = {0};
-    hid_t ds = H5Dopen2(f, "config", H5P_DEFAULT), ty = H5Dget_type(ds);
-    CHECK(H5Tget_size(ty) < sizeof text, "config fits");
-    H5Dread(ds, ty, H5S_ALL, H5S_ALL, H5P_DEFAULT, text);
-    H5Tclose(ty);
-    H5Dclose(ds);
-    Config* cfg = config_new();
-    char* err = config_load_string(cfg, text, file);
-    CHECK(!err, "fixture config: %s", err ? err : "");
-    free(err);
-    BackboneConfig bc;
-    backbone_config_from(&bc, cfg);
-    ParamTable pt;
-    param_table_init(&pt);
-    Backbone bb;
-    backbone_build(&bb, &pt, &bc);
-    declare_head_stand_ins(&pt, cfg);
-    config_free(cfg);
-    param_table_finalize(&pt);
-    float* params = (float*)malloc(pt.total * sizeof(float));
-    param_fill_closed_form(&pt, params);
-    // Our closed form against the reference's, where the fixture stores it.
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t g = H5Gopen2(f, "params_init", H5P_DEFAULT);
-    int compared = 0;
-    for (int i = 0; i < pt.n && g >= 0; i++) {
-        if (strncmp(pt.t[i].name, "stand_in.", 9) == 0) continue;
-        float* ref = (float*)malloc(pt.t[i].numel * sizeof(float));
-        CHECK(read_floats(g, pt.t[i].name, ref, pt.t[i].numel) == 0, "params_init/%s", pt.t[i].name);
-        t_check_array(pt.t[i].name, params + pt.t[i].offset, ref, pt.t[i].numel, 0.0, 1.2e-7);
-        free(ref);
-        compared++;
-    }
-    if (g >= 0) H5Gclose(g);
-
-    int B = 0, H = 0, W = 0;
-    {
-        hid_t d = H5Dopen2(f, "inputs/image", H5P_DEFAULT), sp = H5Dget_space(d);
-        hsize_t dims[4];
-        H5Sget_simple_extent_dims(sp, dims, NULL);
-        B = (int)dims[0], H = (int)dims[2], W = (int)dims[3];
-        H5Sclose(sp);
-        H5Dclose(d);
-    }
-    float* img = (float*)malloc((size_t)B * 3 * H * W * sizeof(float));
-    CHECK(read_floats(f, "inputs/image", img, (size_t)B * 3 * H * W) == 0, "inputs/image");
-    BackboneActs a;
-    backbone_acts_alloc(&a, &bb, B, H, W);
-    float* ws = (float*)malloc(backbone_workspace_floats(&bb, B, H, W) * sizeof(float));
-    backbone_forward(&bb, params, &a, img, ws);
-    check_output(f, "outputs/backbone/layer1", a.pool, (size_t)B * bc.width * a.Hp * a.Wp, rel);
-    int k = -1;
-    for (int s = 0; s < 4; s++) {
-        k += bc.blocks[s];
-        char name[64];
-        snprintf(name, sizeof name, "outputs/backbone/layer%d", s + 2);
-        size_t n = (size_t)B * (bc.width << (s + 2)) * a.blocks[k].Ho * a.blocks[k].Wo;
-        if (H5Lexists(f, name, H5P_DEFAULT) > 0) check_output(f, name, a.blocks[k].out, n, rel);
-    }
-    check_output(f, "outputs/backbone/h_0", a.h, (size_t)B * bc.feature_dim * a.Hf * a.Wf, rel);
-    printf("fixture %s: %d closed-form tensors and the stage outputs compared\n", file, compared);
-    free(ws);
-    free(img);
-    free(params);
-    backbone_acts_free(&a);
-    backbone_free(&bb);
-    param_table_free(&pt);
-    H5Fclose(f);
-}
-
 int main(void) {
     test_config();
     test_tiny();
     test_resnet101();
-    // fp32 against fp32 PyTorch: tiny agrees to ~1e-6 of max |output|, resnet101
-    // (33 blocks) to ~1e-5; the bounds leave a 10x margin for BLAS/thread order.
-    test_fixture("tiny.h5", 1e-5);
-    test_fixture("resnet101.h5", 1e-4);
     return t_report("test_backbone");
 }

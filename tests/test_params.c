@@ -13,17 +13,18 @@ static void build(ParamTable* pt) {
     int bn[1] = {8}, gen[4] = {6, 4, 1, 1}, conv[4] = {4, 3, 3, 3}, aspp[4] = {2, 4, 3, 3},
         c7[1] = {7}, inc[4] = {5, 4, 1, 1}, dc[4] = {3, 5, 1, 1}, c2[1] = {2};
     param_table_init(pt);
-    param_declare(pt, "backbone.layer1.bn.weight", REGION_FROZEN, PARAM_BN_WEIGHT, 1, bn);    // 7
-    param_declare(pt, "gen.fc1.weight", REGION_GEN, PARAM_CONV_WEIGHT, 4, gen);               // 6
-    param_declare(pt, "backbone.layer1.conv.weight", REGION_BACKBONE, PARAM_CONV_WEIGHT, 4, conv);  // 0
-    param_declare(pt, "aspp.c0.weight", REGION_ASPP, PARAM_CONV_WEIGHT, 4, aspp);             // 2
-    param_declare(pt, "cm.conv1.bias", REGION_CM, PARAM_BIAS, 1, c7);                         // 4
+    param_declare(pt, "backbone.layer1.bn.weight", REGION_FROZEN, PARAM_BN_WEIGHT, 1, bn);  // 7
+    param_declare(pt, "gen.fc1.weight", REGION_GEN, PARAM_CONV_WEIGHT, 4, gen);             // 6
+    param_declare(pt, "backbone.layer1.conv.weight", REGION_BACKBONE, PARAM_CONV_WEIGHT, 4,
+                  conv);                                                           // 0
+    param_declare(pt, "aspp.c0.weight", REGION_ASPP, PARAM_CONV_WEIGHT, 4, aspp);  // 2
+    param_declare(pt, "cm.conv1.bias", REGION_CM, PARAM_BIAS, 1, c7);              // 4
     int k = param_declare(pt, "backbone.layer2.increase.conv.weight", REGION_BACKBONE,
-                          PARAM_CONV_WEIGHT, 4, inc);                                          // 1
+                          PARAM_CONV_WEIGHT, 4, inc);  // 1
     pt->t[k].init_scale_quarter = 1;
-    param_declare(pt, "dc.trunk.weight", REGION_DC, PARAM_CONV_WEIGHT, 4, dc);                // 5
-    param_declare(pt, "aspp.c0.bias", REGION_ASPP, PARAM_BIAS, 1, c2);                        // 3
-    param_declare(pt, "backbone.layer1.bn.bias", REGION_FROZEN, PARAM_BN_BIAS, 1, bn);        // 8
+    param_declare(pt, "dc.trunk.weight", REGION_DC, PARAM_CONV_WEIGHT, 4, dc);                  // 5
+    param_declare(pt, "aspp.c0.bias", REGION_ASPP, PARAM_BIAS, 1, c2);                          // 3
+    param_declare(pt, "backbone.layer1.bn.bias", REGION_FROZEN, PARAM_BN_BIAS, 1, bn);          // 8
     param_declare(pt, "backbone.layer1.bn.running_mean", REGION_FROZEN, PARAM_BN_MEAN, 1, bn);  // 9
     param_declare(pt, "backbone.layer1.bn.running_var", REGION_FROZEN, PARAM_BN_VAR, 1, bn);  // 10
 }
@@ -58,18 +59,25 @@ static void test_layout(void) {
     ParamTable pt;
     build(&pt);
     size_t total = param_table_finalize(&pt);
-    static const char* order[] = {"backbone.layer1.conv.weight", "backbone.layer2.increase.conv.weight",
-                                  "aspp.c0.weight", "aspp.c0.bias", "cm.conv1.bias",
-                                  "dc.trunk.weight", "gen.fc1.weight", "backbone.layer1.bn.weight",
-                                  "backbone.layer1.bn.bias", "backbone.layer1.bn.running_mean",
+    static const char* order[] = {"backbone.layer1.conv.weight",
+                                  "backbone.layer2.increase.conv.weight",
+                                  "aspp.c0.weight",
+                                  "aspp.c0.bias",
+                                  "cm.conv1.bias",
+                                  "dc.trunk.weight",
+                                  "gen.fc1.weight",
+                                  "backbone.layer1.bn.weight",
+                                  "backbone.layer1.bn.bias",
+                                  "backbone.layer1.bn.running_mean",
                                   "backbone.layer1.bn.running_var"};
     static const size_t numel[] = {108, 20, 72, 2, 7, 15, 24, 8, 8, 8, 8};
     size_t off = 0;
     for (int p = 0; p < 11; p++) {
         int k = param_find(&pt, order[p]);
         CHECK(k >= 0 && pt.t[k].pos == p && pt.t[k].offset == off && pt.t[k].numel == numel[p],
-              "%s: pos %d offset %zu numel %zu (want %d, %zu, %zu)", order[p], k >= 0 ? pt.t[k].pos : -1,
-              k >= 0 ? pt.t[k].offset : 0, k >= 0 ? pt.t[k].numel : 0, p, off, numel[p]);
+              "%s: pos %d offset %zu numel %zu (want %d, %zu, %zu)", order[p],
+              k >= 0 ? pt.t[k].pos : -1, k >= 0 ? pt.t[k].offset : 0, k >= 0 ? pt.t[k].numel : 0, p,
+              off, numel[p]);
         off += numel[p];
     }
     CHECK(total == 280 && pt.total == 280, "total %zu", total);
@@ -169,8 +177,11 @@ static void test_default_init(void) {
         CHECK_CLOSE(std, want_std[j], 0.0, 0.02, w[j]);
         CHECK(fabs(mean) < 4.0 * want_std[j] / sqrt((double)t->numel), "%s mean %g", w[j], mean);
     }
-    static const char* consts[] = {"aspp.c0.bias", "cm.fuse.bias", "backbone.big.bn.weight",
-                                   "backbone.big.bn.bias", "backbone.big.bn.running_mean",
+    static const char* consts[] = {"aspp.c0.bias",
+                                   "cm.fuse.bias",
+                                   "backbone.big.bn.weight",
+                                   "backbone.big.bn.bias",
+                                   "backbone.big.bn.running_mean",
                                    "backbone.big.bn.running_var"};
     static const float cval[] = {0.0f, 0.0f, 1.0f, 0.0f, 0.0f, 1.0f};
     for (int j = 0; j < 6; j++) {

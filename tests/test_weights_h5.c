@@ -43,7 +43,8 @@ static int run_child(child_fn fn, char* buf, size_t cap) {
 static void build_model(ParamTable* pt) {
     param_table_init(pt);
     int w[4] = {4, 3, 3, 3}, c4[1] = {4}, w2[4] = {5, 4, 1, 1}, one[1] = {1};
-    param_declare(pt, "backbone.layer1.conv1.conv.weight", REGION_BACKBONE, PARAM_CONV_WEIGHT, 4, w);
+    param_declare(pt, "backbone.layer1.conv1.conv.weight", REGION_BACKBONE, PARAM_CONV_WEIGHT, 4,
+                  w);
     param_declare(pt, "backbone.layer1.conv1.bn.weight", REGION_FROZEN, PARAM_BN_WEIGHT, 1, c4);
     param_declare(pt, "backbone.layer1.conv1.bn.running_var", REGION_FROZEN, PARAM_BN_VAR, 1, c4);
     param_declare(pt, "dc.gan.weight", REGION_DC, PARAM_CONV_WEIGHT, 4, w2);
@@ -56,7 +57,8 @@ static void build_model(ParamTable* pt) {
 static void build_mismatched(ParamTable* pt) {
     param_table_init(pt);
     int w[4] = {4, 2, 3, 3}, c4[1] = {4}, w2[4] = {5, 4, 1, 1}, one[1] = {1}, c7[1] = {7};
-    param_declare(pt, "backbone.layer1.conv1.conv.weight", REGION_BACKBONE, PARAM_CONV_WEIGHT, 4, w);
+    param_declare(pt, "backbone.layer1.conv1.conv.weight", REGION_BACKBONE, PARAM_CONV_WEIGHT, 4,
+                  w);
     param_declare(pt, "backbone.layer1.conv1.bn.weight", REGION_FROZEN, PARAM_BN_WEIGHT, 1, c4);
     param_declare(pt, "backbone.layer1.conv1.bn.running_var", REGION_FROZEN, PARAM_BN_VAR, 1, c4);
     param_declare(pt, "dc.trunk.weight", REGION_DC, PARAM_CONV_WEIGHT, 4, w2);
@@ -69,7 +71,8 @@ static void build_mismatched(ParamTable* pt) {
 static void build_superset(ParamTable* pt) {
     param_table_init(pt);
     int w[4] = {4, 3, 3, 3}, c4[1] = {4}, w2[4] = {5, 4, 1, 1}, one[1] = {1}, c7[1] = {7};
-    param_declare(pt, "backbone.layer1.conv1.conv.weight", REGION_BACKBONE, PARAM_CONV_WEIGHT, 4, w);
+    param_declare(pt, "backbone.layer1.conv1.conv.weight", REGION_BACKBONE, PARAM_CONV_WEIGHT, 4,
+                  w);
     param_declare(pt, "backbone.layer1.conv1.bn.weight", REGION_FROZEN, PARAM_BN_WEIGHT, 1, c4);
     param_declare(pt, "backbone.layer1.conv1.bn.running_var", REGION_FROZEN, PARAM_BN_VAR, 1, c4);
     param_declare(pt, "cm.fuse.bias", REGION_CM, PARAM_BIAS, 1, c7);
@@ -177,8 +180,9 @@ int main(int argc, char** argv) {
         for (int i = 0; i < sup.n; i++) {
             int k = param_find(&pt, sup.t[i].name);
             if (k < 0) continue;
-            CHECK(memcmp(s + sup.t[i].offset, p + pt.t[k].offset, pt.t[k].numel * sizeof(float)) == 0,
-                  "%s loaded at its own offset", sup.t[i].name);
+            CHECK(
+                memcmp(s + sup.t[i].offset, p + pt.t[k].offset, pt.t[k].numel * sizeof(float)) == 0,
+                "%s loaded at its own offset", sup.t[i].name);
         }
         free(s);
         param_table_free(&sup);
@@ -216,10 +220,12 @@ int main(int argc, char** argv) {
         FILE* fp = open_memstream(&text, &len);
         weights_list_h5(FILE_OK, fp);
         fclose(fp);
-        const char* want[] = {
-            "/params/backbone/layer1/conv1/conv/weight", "float32  (4, 3, 3, 3)\n",
-            "/params/backbone/layer1/conv1/bn/running_var", "/params/dc/gan/bias",
-            "float32  (1)\n", "5 datasets, 137 elements, 0.0 MB\n"};
+        const char* want[] = {"/params/backbone/layer1/conv1/conv/weight",
+                              "float32  (4, 3, 3, 3)\n",
+                              "/params/backbone/layer1/conv1/bn/running_var",
+                              "/params/dc/gan/bias",
+                              "float32  (1)\n",
+                              "5 datasets, 137 elements, 0.0 MB\n"};
         for (int i = 0; i < 6; i++)
             CHECK(strstr(text, want[i]) != NULL, "listing lacks \"%s\":\n%s", want[i], text);
         int lines = 0;
