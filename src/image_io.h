@@ -8,10 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Decode a JPEG (or PNG by extension) to interleaved 8-bit RGB, (H, W, 3).
+// Decode a JPEG (or a PNG, recognised by its signature whatever the file's
+// extension) to interleaved 8-bit RGB, (H, W, 3).
 // *pixels is malloc'd by the reader on success. Returns 0 on success.
 int image_read_rgb(const char* path, uint8_t** pixels, int* H, int* W, char* err, size_t errlen);
 // Decode an 8-bit single-channel (grey or palette index) PNG label map, (H, W).
+// Palette PNGs give their indices (VOC stores class ids so), not colours; 16-bit
+// and colour PNGs are rejected with a message saying how to convert them.
 int label_read_png(const char* path, uint8_t** labels, int* H, int* W, char* err, size_t errlen);
 // Writers (used by `zsseg synth` and `zsseg predict`); they exit with a clear
 // error on failure (a writer failing means the disk or path is unusable).

@@ -8,7 +8,7 @@ test_src=$1; shift
 name=$(basename "$test_src" .c)
 mkdir -p /tmp/zsseg-dev
 mpicc -std=gnu11 -O2 -g -Wall -Wextra -Werror -fopenmp -Isrc -Itests -DZSSEG_SOURCE_DIR="\"$PWD\"" \
-  $(pkg-config --cflags hdf5-openmpi openblas libconfig) \
+  $(pkg-config --cflags hdf5-openmpi openblas libconfig libturbojpeg libpng) \
   "$test_src" "$@" src/common.c \
-  $(pkg-config --libs hdf5-openmpi openblas libconfig) -lm -o /tmp/zsseg-dev/$name
+  $(pkg-config --libs hdf5-openmpi openblas libconfig libturbojpeg libpng) -lm -o /tmp/zsseg-dev/$name
 OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 /tmp/zsseg-dev/$name
