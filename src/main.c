@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "embed.h"
 #include "weights_h5.h"
 
 static const CliOption train_options[] = {
@@ -87,7 +88,7 @@ static const CliCommand commands[] = {
     {"embed", "build the class embedding HDF5 from word-vector files",
      "Concatenate the word vectors of data.word_vectors for the classes of data.classes,\n"
      "L2-normalise each row, and write the class embedding HDF5.",
-     NULL, 0, embed_options, NULL},
+     NULL, 0, embed_options, cmd_embed},
     {"synth", "generate the synthetic dataset into data.root",
      "Generate the embedded synthetic dataset (COCO-stuff layout, appearance driven by the\n"
      "class embeddings) into data.root, with the sizes of the synth group.",

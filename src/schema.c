@@ -83,7 +83,7 @@ const CfgSpec cfg_schema[] = {
     KEY_STRING("data.unseen", "datasets/cocostuff/unseen.txt", "unseen class ids, one per line"),
     KEY_STRINGS("data.word_vectors",
                 "datasets/cocostuff/fasttext.vec,datasets/cocostuff/word2vec.vec", NULL,
-                "word-vector files (fastText text format), concatenated in this order and "
+                "word-vector files (text .vec or word2vec binary), concatenated in this order and "
                 "L2-normalised into the class embedding"),
     KEY_STRING("data.embedding", "",
                "class embedding HDF5 from `zsseg embed`; empty = built from data.word_vectors"),

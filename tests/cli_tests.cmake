@@ -60,7 +60,7 @@ endforeach()
 zsseg_cli_test(train_help_options 0 PATTERNS "--resume auto|PATH" ARGS train --help)
 
 # Commands not built yet validate the config first, then say so.
-foreach(cmd train eval predict extract embed synth)
+foreach(cmd train eval predict extract synth)
   zsseg_cli_test(${cmd}_not_available 2
                  PATTERNS "zsseg ${cmd}: not yet available in this version (see the README's roadmap)"
                  ARGS ${cmd} -c configs/tiny_test.cfg)
@@ -176,3 +176,41 @@ add_test(NAME cli_convert_weights_mapping
                  ${CMAKE_SOURCE_DIR}/datasets/convert_weights.py)
 set_tests_properties(cli_convert_weights_mapping PROPERTIES LABELS cli TIMEOUT 60
                      SKIP_RETURN_CODE 77)
+
+# ---------------------------------------------------------------- embed
+# The shipped COCO-stuff vectors (defaults of data.classes and data.word_vectors):
+# 182 x 600, listed back by `ckpt info`.
+zsseg_cli_test(embed_cocostuff 0
+               PATTERNS "datasets/cocostuff/fasttext.vec: 300-d, 182/182 classes (182 whole name"
+                        "datasets/cocostuff/word2vec.vec: 300-d, 182/182 classes"
+                        "wrote ${CMAKE_CURRENT_BINARY_DIR}/embed_cocostuff.h5"
+                        "(182, 600) float32, rows L2-normalised"
+               ARGS embed -o ${CMAKE_CURRENT_BINARY_DIR}/embed_cocostuff.h5)
+set_tests_properties(cli_embed_cocostuff PROPERTIES FIXTURES_SETUP embed_cocostuff_file)
+zsseg_cli_test(embed_ckpt_info 0 PATTERNS "/embeddings" "float32  (182, 600)" "/names"
+               ARGS ckpt info ${CMAKE_CURRENT_BINARY_DIR}/embed_cocostuff.h5)
+set_tests_properties(cli_embed_ckpt_info PROPERTIES FIXTURES_REQUIRED embed_cocostuff_file)
+zsseg_cli_test(embed_voc12_to_config_path 0
+               PATTERNS "datasets/voc12/word2vec.vec: 300-d, 21/21 classes"
+                        "wrote ${CMAKE_CURRENT_BINARY_DIR}/embed_voc12.h5" "(21, 600) float32"
+               ARGS embed --set data.classes=datasets/voc12/classes.tsv
+                    --set data.word_vectors=datasets/voc12/fasttext.vec,datasets/voc12/word2vec.vec
+                    --set data.embedding=${CMAKE_CURRENT_BINARY_DIR}/embed_voc12.h5)
+# Context classes from the VOC vectors: every class that cannot be embedded, per file.
+zsseg_cli_test(embed_missing_classes 1
+               PATTERNS "class 0 'unlabel': not in datasets/voc12/fasttext.vec"
+                        "class 21 'sky': not in datasets/voc12/word2vec.vec"
+                        "class 33 'ceiling': not in datasets/voc12/word2vec.vec"
+                        "14 of 34 classes cannot be embedded" "HINT:"
+               ARGS embed -o ${CMAKE_CURRENT_BINARY_DIR}/embed_never.h5
+                    --set data.classes=datasets/context/classes.tsv
+                    --set data.word_vectors=datasets/voc12/fasttext.vec,datasets/voc12/word2vec.vec)
+zsseg_cli_test(embed_no_output 2
+               PATTERNS "zsseg embed: no output file: give -o FILE or set data.embedding"
+               ARGS embed)
+zsseg_cli_test(embed_bad_class_list 1 PATTERNS "datasets/cocostuff/seen.txt:1: bad class line"
+               ARGS embed -o ${CMAKE_CURRENT_BINARY_DIR}/embed_never.h5
+                    --set data.classes=datasets/cocostuff/seen.txt)
+zsseg_cli_test(embed_missing_vectors 1 PATTERNS "cannot open file 'no/such.vec'"
+               ARGS embed -o ${CMAKE_CURRENT_BINARY_DIR}/embed_never.h5
+                    --set data.word_vectors=no/such.vec)
