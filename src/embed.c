@@ -212,11 +212,15 @@ void embedding_write_h5(const char* path, const ClassEmbedding* e, const char* s
     hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     h5Check(file);
     hid_t str = vlen_string_type();
+    // no object timestamps: the same embedding gives the same bytes
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    h5Check(dcpl);
+    h5Check(H5Pset_obj_track_times(dcpl, 0));
 
     hsize_t dims[2] = {(hsize_t)e->C, (hsize_t)e->D};
     hid_t space = H5Screate_simple(2, dims, NULL);
     h5Check(space);
-    hid_t ds = H5Dcreate2(file, "/embeddings", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
+    hid_t ds = H5Dcreate2(file, "/embeddings", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl,
                           H5P_DEFAULT);
     h5Check(ds);
     h5Check(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, e->vec));
@@ -225,7 +229,8 @@ void embedding_write_h5(const char* path, const ClassEmbedding* e, const char* s
 
     space = H5Screate_simple(1, dims, NULL);
     h5Check(space);
-    ds = H5Dcreate2(file, "/names", str, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ds = H5Dcreate2(file, "/names", str, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    h5Check(H5Pclose(dcpl));
     h5Check(ds);
     h5Check(H5Dwrite(ds, str, H5S_ALL, H5S_ALL, H5P_DEFAULT, e->names));
     h5Check(H5Dclose(ds));

@@ -7,7 +7,9 @@
 
 #include "cli.h"
 #include "config.h"
+#include "dataset.h"
 #include "embed.h"
+#include "synth.h"
 #include "weights_h5.h"
 
 static const CliOption train_options[] = {
@@ -32,6 +34,16 @@ static const CliOption extract_options[] = {
 };
 static const CliOption embed_options[] = {
     {"out", 'o', "FILE", "class embedding HDF5 to write (default: data.embedding)"},
+    {0},
+};
+static const CliOption synth_options[] = {
+    {"out", 'o', "DIR", "dataset directory (default: data.root)"},
+    {"seed", 0, "S", "seed of every draw (default: run.seed)"},
+    {"images", 0, "N", "training scenes (default: synth.train_images)"},
+    {"size", 0, "P", "side of the square scenes in pixels (default: synth.image_size)"},
+    {"quality", 0, "Q", "JPEG quality (default: 95)"},
+    {"from", 0, "DIR", "COCO-stuff reference class lists (default: datasets/cocostuff)"},
+    {"force", 0, NULL, "replace an existing dataset written by zsseg synth"},
     {0},
 };
 static const CliOption config_options[] = {
@@ -92,7 +104,12 @@ static const CliCommand commands[] = {
     {"synth", "generate the synthetic dataset into data.root",
      "Generate the embedded synthetic dataset (COCO-stuff layout, appearance driven by the\n"
      "class embeddings) into data.root, with the sizes of the synth group.",
-     NULL, 0, NULL, NULL},
+     NULL, 0, synth_options, cmd_synth},
+    {"data", "check a dataset: pairs, sizes, class pixel histogram",
+     "check: count the images of data.train_list/test_list, verify that every image has its\n"
+     "label and that their sizes match, and print the class pixel histogram (exit 1 on any\n"
+     "problem).",
+     "check", 1, NULL, cmd_data},
     {"ckpt", "inspect or verify a checkpoint file",
      "info: list what a weights or checkpoint file holds (every dataset with its dtype and\n"
      "shape, and the total size); verify: check its checksums.",

@@ -26,7 +26,7 @@ typedef enum {
     RNG_LATENT,       // generator latent codes: a = iteration, b = global sample index
     RNG_CLASS_DRAW,   // step2 class of each feature pixel: a = iteration, b = global sample index
     RNG_PATCH,        // CaGNetv2 patch sampling: a = iteration, b = global sample index
-    RNG_SYNTH,        // synthetic dataset: a = split, b = image index
+    RNG_SYNTH,        // synthetic dataset: a = split (0 train, 1 test), b = image index; a = 2: class choice
     RNG_PURPOSE_END   // one past the last purpose (purposes must stay below 256)
 } RngPurpose;
 

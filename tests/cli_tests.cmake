@@ -60,7 +60,7 @@ endforeach()
 zsseg_cli_test(train_help_options 0 PATTERNS "--resume auto|PATH" ARGS train --help)
 
 # Commands not built yet validate the config first, then say so.
-foreach(cmd train eval predict extract synth)
+foreach(cmd train eval predict extract)
   zsseg_cli_test(${cmd}_not_available 2
                  PATTERNS "zsseg ${cmd}: not yet available in this version (see the README's roadmap)"
                  ARGS ${cmd} -c configs/tiny_test.cfg)
@@ -214,3 +214,66 @@ zsseg_cli_test(embed_bad_class_list 1 PATTERNS "datasets/cocostuff/seen.txt:1: b
 zsseg_cli_test(embed_missing_vectors 1 PATTERNS "cannot open file 'no/such.vec'"
                ARGS embed -o ${CMAKE_CURRENT_BINARY_DIR}/embed_never.h5
                     --set data.word_vectors=no/such.vec)
+
+# ---------------------------------------------------------------- synth
+# The tiny dataset into the build tree: layout and counts, then the overwrite
+# rules on the same directory, the command-line sizes, and option errors.
+set(ZSSEG_SYNTH_DIR ${CMAKE_CURRENT_BINARY_DIR}/synth_cli)
+set(ZSSEG_CLI_SYNTH_LAYOUT [=[
+zsseg=$1
+dir=$2
+rm -rf "$dir"
+"$zsseg" synth -c configs/tiny_test.cfg -o "$dir" || exit 1
+for f in classes.tsv seen.txt unseen.txt train_ids.txt test_ids.txt embedding.h5 SYNTH_DONE
+do
+  [ -s "$dir/$f" ] || { echo "FAIL: missing $dir/$f"; exit 1; }
+done
+n() { ls "$1" | wc -l; }
+[ "$(n "$dir/images/train2017")" -eq 16 ] && [ "$(n "$dir/annotations/train2017")" -eq 16 ] &&
+[ "$(n "$dir/images/val2017")" -eq 8 ] && [ "$(n "$dir/annotations/val2017")" -eq 8 ] ||
+  { echo "FAIL: expected 16 + 8 image/label pairs"; exit 1; }
+[ "$(wc -l < "$dir/classes.tsv")" -eq 8 ] && [ "$(wc -l < "$dir/unseen.txt")" -eq 2 ] ||
+  { echo "FAIL: expected 6 + 2 classes"; exit 1; }
+grep -qx "seed 1" "$dir/SYNTH_DONE" || { echo "FAIL: run.seed 1 not used"; exit 1; }
+echo "synth layout ok"
+]=])
+add_test(NAME cli_synth_layout
+         COMMAND bash -c "${ZSSEG_CLI_SYNTH_LAYOUT}" bash $<TARGET_FILE:zsseg> ${ZSSEG_SYNTH_DIR}
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(cli_synth_layout PROPERTIES LABELS cli TIMEOUT 60 FIXTURES_SETUP synth_dir
+                     ENVIRONMENT "${ZSSEG_TEST_ENV}")
+zsseg_cli_test(synth_refuses_existing 1 PATTERNS "exists and is not empty" "HINT: pass --force"
+               ARGS synth -c configs/tiny_test.cfg -o ${ZSSEG_SYNTH_DIR})
+zsseg_cli_test(synth_force 0
+               PATTERNS "6 seen + 2 unseen classes, 5 train + 8 test scenes of 24x24"
+               ARGS synth -c configs/tiny_test.cfg -o ${ZSSEG_SYNTH_DIR} --force --seed 3
+                    --images 5 --size 24 --quality 90)
+set_tests_properties(cli_synth_refuses_existing PROPERTIES FIXTURES_REQUIRED synth_dir)
+set_tests_properties(cli_synth_force PROPERTIES FIXTURES_REQUIRED synth_dir
+                     DEPENDS cli_synth_refuses_existing)
+# a directory that zsseg synth did not write survives even --force
+set(ZSSEG_CLI_SYNTH_FOREIGN [=[
+zsseg=$1
+dir=$2
+rm -rf "$dir"
+mkdir -p "$dir" && echo keep > "$dir/notes.txt" || exit 1
+out=$("$zsseg" synth -c configs/tiny_test.cfg -o "$dir" --force 2>&1)
+rc=$?
+printf '%s\n' "$out"
+[ "$rc" -eq 1 ] || { echo "FAIL: exit code $rc, expected 1"; exit 1; }
+printf '%s\n' "$out" | grep -qF "holds no SYNTH_DONE marker" || { echo "FAIL: no refusal message"; exit 1; }
+[ "$(cat "$dir/notes.txt")" = keep ] || { echo "FAIL: the directory was changed"; exit 1; }
+ls -d "$dir".* 2>/dev/null && { echo "FAIL: temporary directories left"; exit 1; }
+echo "foreign directory kept"
+]=])
+add_test(NAME cli_synth_refuses_foreign
+         COMMAND bash -c "${ZSSEG_CLI_SYNTH_FOREIGN}" bash $<TARGET_FILE:zsseg>
+                 ${CMAKE_CURRENT_BINARY_DIR}/synth_foreign
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(cli_synth_refuses_foreign PROPERTIES LABELS cli TIMEOUT 60
+                     ENVIRONMENT "${ZSSEG_TEST_ENV}")
+zsseg_cli_test(synth_bad_size 2 PATTERNS "zsseg synth: --size 8: expected an integer in [16, 4096]"
+               ARGS synth -c configs/tiny_test.cfg -o ${ZSSEG_SYNTH_DIR}_bad --size 8)
+zsseg_cli_test(synth_help_options 0
+               PATTERNS "--out DIR" "--seed S" "--images N" "--size P" "--quality Q" "--from DIR" "--force"
+               ARGS synth --help)
