@@ -36,7 +36,7 @@ static uint64_t fnv1a(uint64_t h, const void* p, size_t n) {
 
 static SlotRec slot_rec(const LoaderBatch* b, int j) {
     size_t plane = (size_t)b->H * b->W;
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 0xcbf29ce484222325ull;
     h = fnv1a(h, b->images + j * 3 * plane, 3 * plane * sizeof(float));
     h = fnv1a(h, b->labels + j * plane, plane);
     SlotRec r = {(uint64_t)b->position[j], (uint64_t)b->index[j], h};
