@@ -10,33 +10,7 @@
 #include "common.h"
 #include "testing.h"
 
-typedef void (*child_fn)(void);
 
-// Run fn in a child; capture what it writes to fd (1 or 2) into buf; return exit status.
-static int run_child(child_fn fn, int fd, char* buf, size_t cap) {
-    int p[2];
-    if (pipe(p) != 0) return -1;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(p[0]);
-        dup2(p[1], fd);
-        fn();
-        fflush(stdout);
-        fflush(stderr);
-        _exit(0);
-    }
-    close(p[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < cap && (r = read(p[0], buf + n, cap - 1 - n)) > 0) n += (size_t)r;
-    buf[n] = '\0';
-    close(p[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static void child_fopen_missing(void) { fopenCheck("/nonexistent/dir/weights.h5", "rb"); }
 static void child_fread_short(void) {
@@ -69,32 +43,32 @@ int main(void) {
     char out[8192];
     int rc;
 
-    rc = run_child(child_fopen_missing, 2, out, sizeof out);
+    rc = t_run_child(child_fopen_missing, 2, out, sizeof out);
     CHECK(rc == 1, "fopenCheck exit code %d", rc);
     CHECK(strstr(out, "/nonexistent/dir/weights.h5") != NULL, "fopenCheck names the path: %s", out);
     CHECK(strstr(out, "test_common.c:") != NULL, "fopenCheck names file:line: %s", out);
     CHECK(strstr(out, "HINT:") != NULL, "fopenCheck gives a hint: %s", out);
 
-    rc = run_child(child_fread_short, 2, out, sizeof out);
+    rc = t_run_child(child_fread_short, 2, out, sizeof out);
     CHECK(rc == 1, "freadCheck exit code %d", rc);
     CHECK(strstr(out, "wanted 8 items, got 3") != NULL, "freadCheck counts: %s", out);
     CHECK(strstr(out, "truncated") != NULL, "freadCheck hint: %s", out);
 
-    rc = run_child(child_h5_bad_file, 2, out, sizeof out);
+    rc = t_run_child(child_h5_bad_file, 2, out, sizeof out);
     CHECK(rc == 1, "h5Check exit code %d", rc);
     CHECK(strstr(out, "H5Fopen") != NULL, "h5Check names the call: %s", out);
     CHECK(strstr(out, "HINT:") != NULL, "h5Check hint: %s", out);
 
-    rc = run_child(child_mpi_bad_rank, 2, out, sizeof out);
+    rc = t_run_child(child_mpi_bad_rank, 2, out, sizeof out);
     CHECK(rc == 1, "mpiCheck exit code %d", rc);
     CHECK(strstr(out, "MPI_Send") != NULL, "mpiCheck names the call: %s", out);
     CHECK(strstr(out, "HINT:") != NULL, "mpiCheck hint: %s", out);
 
-    rc = run_child(child_log_rank1, 1, out, sizeof out);
+    rc = t_run_child(child_log_rank1, 1, out, sizeof out);
     CHECK(rc == 0 && out[0] == '\0', "log_info silent on rank 1, got '%s'", out);
-    rc = run_child(child_log_rank1, 2, out, sizeof out);
+    rc = t_run_child(child_log_rank1, 2, out, sizeof out);
     CHECK(strcmp(out, "[rank 1] warning: warn 7\n") == 0, "log_warn prefix: '%s'", out);
-    rc = run_child(child_log_rank0, 1, out, sizeof out);
+    rc = t_run_child(child_log_rank0, 1, out, sizeof out);
     CHECK(strcmp(out, "hello 42\n") == 0, "log_info on rank 0: '%s'", out);
 
     // atomic write replaces content whole and leaves no temporary behind

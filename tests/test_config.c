@@ -440,38 +440,18 @@ static void test_reference(void) {
     free(md);
 }
 
-// Runs fn(cfg) in a child process; returns its exit status and its stderr in msg.
-static int run_child(void (*fn)(const Config*), const Config* cfg, char* msg, size_t size) {
-    int fds[2];
-    if (pipe(fds) != 0) return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        fn(cfg);
-        _exit(0);
-    }
-    close(fds[1]);
-    size_t len = 0;
-    ssize_t got;
-    while (len + 1 < size && (got = read(fds[0], msg + len, size - 1 - len)) > 0) len += (size_t)got;
-    msg[len] = '\0';
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-static void get_missing_key(const Config* cfg) { config_get_int(cfg, "data.crop"); }
-static void get_wrong_type(const Config* cfg) { config_get_float(cfg, "data.crop_size"); }
+static const Config* child_cfg;  // the config the getter children read
+static void get_missing_key(void) { config_get_int(child_cfg, "data.crop"); }
+static void get_wrong_type(void) { config_get_float(child_cfg, "data.crop_size"); }
 
 static void test_getter_misuse(void) {
     Config* cfg = config_new();
+    child_cfg = cfg;
     char msg[2048];
-    int rc = run_child(get_missing_key, cfg, msg, sizeof msg);
+    int rc = t_run_child(get_missing_key, 2, msg, sizeof msg);
     CHECK(rc == 1 && contains(msg, "config key 'data.crop' is not in the schema") &&
               contains(msg, "src/schema.c"), "missing key must abort (rc %d): %s", rc, msg);
-    rc = run_child(get_wrong_type, cfg, msg, sizeof msg);
+    rc = t_run_child(get_wrong_type, 2, msg, sizeof msg);
     CHECK(rc == 1 && contains(msg, "'data.crop_size' has type int but was read as float"),
           "wrong getter must abort (rc %d): %s", rc, msg);
     config_free(cfg);

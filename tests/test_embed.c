@@ -32,33 +32,10 @@
 // ---------------------------------------------------------------- child capture
 typedef void (*child_fn)(void);
 
-// Run fn in a child, capture its stderr into buf; return its exit status.
-static int run_child(child_fn fn, char* buf, size_t cap) {
-    int p[2];
-    if (pipe(p) != 0) return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(p[0]);
-        dup2(p[1], 2);
-        fn();
-        fflush(NULL);
-        _exit(0);
-    }
-    close(p[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < cap && (r = read(p[0], buf + n, cap - 1 - n)) > 0) n += (size_t)r;
-    buf[n] = '\0';
-    close(p[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static void check_fails_with(const char* what, child_fn fn, const char* const* patterns) {
     char buf[8192];
-    int rc = run_child(fn, buf, sizeof buf);
+    int rc = t_run_child(fn, 2, buf, sizeof buf);
     CHECK(rc == 1, "%s: exit status %d, want 1; output:\n%s", what, rc, buf);
     for (; *patterns; patterns++)
         CHECK(strstr(buf, *patterns) != NULL, "%s: output lacks '%s':\n%s", what, *patterns, buf);

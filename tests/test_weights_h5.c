@@ -13,31 +13,7 @@
 #define FILE_TRUNC "/tmp/zsseg_test_weights_trunc.h5"
 #define FILE_TEXT "/tmp/zsseg_test_weights_text.h5"
 
-typedef void (*child_fn)(void);
 
-// Run fn in a child, capture its stderr into buf; return its exit status.
-static int run_child(child_fn fn, char* buf, size_t cap) {
-    int p[2];
-    if (pipe(p) != 0) return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(p[0]);
-        dup2(p[1], 2);
-        fn();
-        fflush(NULL);
-        _exit(0);
-    }
-    close(p[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < cap && (r = read(p[0], buf + n, cap - 1 - n)) > 0) n += (size_t)r;
-    buf[n] = '\0';
-    close(p[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 // The saved model: a conv weight, a bias, a BN pair, a 1-element tensor.
 static void build_model(ParamTable* pt) {
@@ -147,7 +123,7 @@ int main(int argc, char** argv) {
     }
 
     // ---- every mismatch reported at once, with the file and a hint
-    int rc = run_child(child_mismatch_strict, out, sizeof out);
+    int rc = t_run_child(child_mismatch_strict, 2, out, sizeof out);
     CHECK(rc == 1, "mismatch exit code %d", rc);
     HAS("weights file '" FILE_OK "' does not match the model");
     HAS("2 missing, 1 unexpected, 1 shape/dtype mismatches");
@@ -159,11 +135,11 @@ int main(int argc, char** argv) {
     HAS("HINT:");
     HAS("convert_weights.py");
     // A partial load forgives missing/unexpected names, not a shape difference.
-    rc = run_child(child_mismatch_partial, out, sizeof out);
+    rc = t_run_child(child_mismatch_partial, 2, out, sizeof out);
     CHECK(rc == 1, "partial load with a shape mismatch exit code %d", rc);
     HAS("(partial load)");
     HAS("backbone.layer1.conv1.conv.weight: model (4, 2, 3, 3)");
-    rc = run_child(child_superset_strict, out, sizeof out);
+    rc = t_run_child(child_superset_strict, 2, out, sizeof out);
     CHECK(rc == 1, "strict load of a superset exit code %d", rc);
     HAS("1 missing, 0 unexpected, 0 shape/dtype mismatches");
 
@@ -189,12 +165,12 @@ int main(int argc, char** argv) {
     }
 
     // ---- broken files: missing, not HDF5, truncated
-    rc = run_child(child_missing_file, out, sizeof out);
+    rc = t_run_child(child_missing_file, 2, out, sizeof out);
     CHECK(rc == 1, "missing file exit code %d", rc);
     HAS("cannot read weights file '/tmp/no/such/weights.h5'");
     static const char zip[] = "PK\x03\x04 this is a zip, like a .pth";
     file_write_atomic(FILE_TEXT, zip, sizeof zip - 1);
-    rc = run_child(child_text_file, out, sizeof out);
+    rc = t_run_child(child_text_file, 2, out, sizeof out);
     CHECK(rc == 1, "non-HDF5 exit code %d", rc);
     HAS("'" FILE_TEXT "' is not an HDF5 file");
     HAS("convert_weights.py");
@@ -204,12 +180,12 @@ int main(int argc, char** argv) {
         file_write_atomic(FILE_TRUNC, bytes, len / 2);
         free(bytes);
     }
-    rc = run_child(child_truncated, out, sizeof out);
+    rc = t_run_child(child_truncated, 2, out, sizeof out);
     CHECK(rc == 1, "truncated exit code %d", rc);
     HAS(FILE_TRUNC);
     HAS("truncated");
     CHECK(strstr(out, "HDF5-DIAG") == NULL, "HDF5's own error stack leaked:\n%s", out);
-    rc = run_child(child_list_truncated, out, sizeof out);
+    rc = t_run_child(child_list_truncated, 2, out, sizeof out);
     CHECK(rc == 1, "listing a truncated file exit code %d", rc);
     HAS(FILE_TRUNC);
 

@@ -104,17 +104,36 @@ static inline double t_dot(const float* a, const float* b, size_t n) {
 }
 
 // Run fn in a child process; true if it stopped with an error (ZS_FAIL exits 1).
-static inline int t_exits_with_error(void (*fn)(void)) {
+// Run fn in a forked child with file descriptor fd (1 or 2) captured into buf
+// (NUL-terminated); returns the child's exit status (-1 if it did not exit).
+// Lets a test assert the exact message and exit code of a failing call.
+static inline int t_run_child(void (*fn)(void), int fd, char* buf, size_t cap) {
+    int p[2];
+    if (pipe(p) != 0) return -1;
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
-        if (!freopen("/dev/null", "w", stderr)) _exit(2);  // the expected message
+        close(p[0]);
+        dup2(p[1], fd);
         fn();
+        fflush(NULL);
         _exit(0);
     }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) && WEXITSTATUS(st) == 1;
+    close(p[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < cap && (r = read(p[0], buf + n, cap - 1 - n)) > 0) n += (size_t)r;
+    buf[n] = '\0';
+    close(p[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// fn stops the process with ZS_FAIL's exit code 1 (its message is discarded).
+static inline int t_exits_with_error(void (*fn)(void)) {
+    char buf[8192];
+    return t_run_child(fn, 2, buf, sizeof buf) == 1;
 }
 
 static inline int t_report(const char* name) {
