@@ -10,8 +10,6 @@
 #include "common.h"
 #include "testing.h"
 
-
-
 static void child_fopen_missing(void) { fopenCheck("/nonexistent/dir/weights.h5", "rb"); }
 static void child_fread_short(void) {
     const char* path = "/tmp/zsseg_test_short.bin";
