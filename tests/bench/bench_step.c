@@ -35,15 +35,17 @@ static const char* PART_NAMES[N_PARTS] = {
     "rest (losses, MMD, resize, ...)"};
 
 typedef struct {
-    double total[N_PARTS];  // wall seconds inside the part
-    double gemm[N_PARTS];   // ... of which inside cblas_sgemm
-    double conv[N_PARTS];   // ... of which inside conv2d_forward/backward (GEMM included)
-    double gemm_flop;       // 2*M*N*K summed over the GEMM calls
+    double total[N_PARTS];      // wall seconds inside the part
+    double gemm[N_PARTS];       // ... of which inside cblas_sgemm
+    double conv[N_PARTS];       // ... of which inside conv2d_forward/backward (GEMM included)
+    double conv_gemm[N_PARTS];  // ... of which inside the convs' GEMMs
+    double gemm_flop;           // 2*M*N*K summed over the GEMM calls
     long gemm_calls;
 } Timers;
 
 static Timers tm;
 static int part = P_REST;
+static int in_conv = 0;
 
 static double part_enter(int p) {
     part = p;
@@ -67,7 +69,9 @@ void __wrap_cblas_sgemm(const enum CBLAS_ORDER o, const enum CBLAS_TRANSPOSE ta,
                         const blasint ldc) {
     double t0 = omp_get_wtime();
     __real_cblas_sgemm(o, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    tm.gemm[part] += omp_get_wtime() - t0;
+    double t = omp_get_wtime() - t0;
+    tm.gemm[part] += t;
+    if (in_conv) tm.conv_gemm[part] += t;
     tm.gemm_flop += 2.0 * M * N * K;
     tm.gemm_calls++;
 }
@@ -77,7 +81,9 @@ void __real_conv2d_forward(float* out, const float* inp, const float* weight, co
 void __wrap_conv2d_forward(float* out, const float* inp, const float* weight, const float* bias,
                            float* ws, const Conv2dDesc* d, int B, int H, int W) {
     double t0 = omp_get_wtime();
+    in_conv = 1;
     __real_conv2d_forward(out, inp, weight, bias, ws, d, B, H, W);
+    in_conv = 0;
     tm.conv[part] += omp_get_wtime() - t0;
 }
 
@@ -88,7 +94,9 @@ void __wrap_conv2d_backward(float* dinp, float* dweight, float* dbias, const flo
                             const float* inp, const float* weight, float* ws,
                             const Conv2dDesc* d, int B, int H, int W) {
     double t0 = omp_get_wtime();
+    in_conv = 1;
     __real_conv2d_backward(dinp, dweight, dbias, dout, inp, weight, ws, d, B, H, W);
+    in_conv = 0;
     tm.conv[part] += omp_get_wtime() - t0;
 }
 
@@ -150,6 +158,14 @@ static long rss_now_kb(void) {
     return kb;
 }
 
+// Process CPU time (user + system, every thread), in seconds.
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 static long rss_peak_kb(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -173,7 +189,8 @@ static void read_ids(uint8_t* mask, int K, const char* path) {
     FILE* f = fopenCheck(path, "r");
     int id;
     while (fscanf(f, "%d", &id) == 1) {
-        if (id < 0 || id >= K) ZS_FAIL("check the split file", "%s: id %d outside [0, %d)", path, id, K);
+        if (id < 0 || id >= K)
+            ZS_FAIL("check the split file", "%s: id %d outside [0, %d)", path, id, K);
         mask[id] = 1;
     }
     fclose(f);
@@ -214,6 +231,12 @@ static void make_inputs(float* img, uint8_t* lbl, float* emb, const uint8_t* see
 static int cmp_double(const void* a, const void* b) {
     double x = *(const double*)a, y = *(const double*)b;
     return (x > y) - (x < y);
+}
+
+// Median of v (sorted in place).
+static double median_of(double* v, int n) {
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 static void usage(void) {
@@ -280,49 +303,54 @@ int main(int argc, char** argv) {
 
     StepRng rng = {.seed = (uint64_t)config_get_int(cfg, "run.seed"), .sample0 = 0, .training = 1};
     double* secs = mallocCheck((size_t)iters * sizeof(double));
+    double* cpus = mallocCheck((size_t)iters * sizeof(double));
     for (int it = 0; it < warmup + iters; it++) {
         if (it == warmup) memset(&tm, 0, sizeof tm);  // the breakdown covers the timed runs only
         rng.iter = it;
         Step1Losses L;
-        double t0 = omp_get_wtime();
+        double c0 = cpu_seconds(), t0 = omp_get_wtime();
         cagnet_step1(&m, img, lbl, &rng, &L);
         UpdatePlan plan = cagnet_plan_step1(&m, it);
         cagnet_apply(&m, &plan);
-        double t = omp_get_wtime() - t0;
-        if (it >= warmup) secs[it - warmup] = t;
-        printf("  iter %d%s: %.3f s  L_D %.6g  L_E %.6g  L_G %.6g\n", it, it < warmup ? " (warm-up)" : "",
-               t, L.loss_d, L.loss_e, L.loss_g);
+        double t = omp_get_wtime() - t0, c = cpu_seconds() - c0;
+        if (it >= warmup) secs[it - warmup] = t, cpus[it - warmup] = c;
+        printf("  iter %d%s: %.3f s (CPU %.3f s)  L_D %.6g  L_E %.6g  L_G %.6g\n", it,
+               it < warmup ? " (warm-up)" : "", t, c, L.loss_d, L.loss_e, L.loss_g);
         fflush(stdout);
     }
     double total = 0.0;
     for (int i = 0; i < iters; i++) total += secs[i];
-    qsort(secs, (size_t)iters, sizeof(double), cmp_double);
-    double median = iters % 2 ? secs[iters / 2] : 0.5 * (secs[iters / 2 - 1] + secs[iters / 2]);
+    double median = median_of(secs, iters), cpu_median = median_of(cpus, iters);
 
     // breakdown, per timed iteration
-    double gemm = 0.0, conv = 0.0, parts = 0.0;
-    for (int p = 0; p < N_PARTS; p++) gemm += tm.gemm[p], conv += tm.conv[p];
+    double gemm = 0.0, im2col = 0.0, parts = 0.0;
+    for (int p = 0; p < N_PARTS; p++) gemm += tm.gemm[p], im2col += tm.conv[p] - tm.conv_gemm[p];
     for (int p = 0; p < P_REST; p++) parts += tm.total[p];
     tm.total[P_REST] = total - parts;
     printf("where the time goes (mean s/iter over %d timed runs):\n", iters);
     printf("  %-32s %8s %8s %8s %8s\n", "part", "total", "GEMM", "im2col*", "other");
     for (int p = 0; p < N_PARTS; p++) {
-        double t = tm.total[p] / iters, g = tm.gemm[p] / iters, c = (tm.conv[p] - tm.gemm[p]) / iters;
+        double t = tm.total[p] / iters, g = tm.gemm[p] / iters;
+        double c = (tm.conv[p] - tm.conv_gemm[p]) / iters;
         printf("  %-32s %8.3f %8.3f %8.3f %8.3f\n", PART_NAMES[p], t, g, c, t - g - c);
     }
     printf("  (* im2col: conv2d time outside its GEMMs: im2col, col2im, bias)\n");
-    printf("  GEMM (conv/1x1) time: %.3f s/iter (%.1f%%), %ld calls, %.1f GFLOP/iter at %.1f GFLOP/s\n",
+    printf("  GEMM (conv/1x1) time: %.3f s/iter (%.1f%%), %ld calls, %.1f GFLOP/iter at %.1f "
+           "GFLOP/s\n",
            gemm / iters, 100.0 * gemm / total, tm.gemm_calls / iters, tm.gemm_flop / iters / 1e9,
            tm.gemm_flop / gemm / 1e9);
     printf("  everything else: %.3f s/iter (%.1f%%), of which conv im2col/col2im/bias %.3f s\n",
-           (total - gemm) / iters, 100.0 * (total - gemm) / total, (conv - gemm) / iters);
+           (total - gemm) / iters, 100.0 * (total - gemm) / total, im2col / iters);
     long peak = rss_peak_kb();
-    printf("zsseg: median %.3f s/iter over %d runs (after %d warm-up); RSS at start %.0f MiB, "
-           "after init %.0f MiB, peak (ru_maxrss) %.0f MiB\n",
-           median, iters, warmup, rss_start / 1024.0, rss_init / 1024.0, peak / 1024.0);
-    printf("RESULT zsseg median_s=%.4f maxrss_kb=%ld gemm_s=%.4f\n", median, peak, gemm / iters);
+    printf("zsseg: median %.3f s/iter (min %.3f, median CPU time %.3f s) over %d runs (after %d "
+           "warm-up); RSS at start %.0f MiB, after init %.0f MiB, peak (ru_maxrss) %.0f MiB\n",
+           median, secs[0], cpu_median, iters, warmup, rss_start / 1024.0, rss_init / 1024.0,
+           peak / 1024.0);
+    printf("RESULT zsseg median_s=%.4f min_s=%.4f cpu_s=%.4f maxrss_kb=%ld start_kb=%ld "
+           "gemm_s=%.4f\n",
+           median, secs[0], cpu_median, peak, rss_start, gemm / iters);
 
-    free(secs), free(img), free(lbl), free(emb), free(seen), free(unseen);
+    free(secs), free(cpus), free(img), free(lbl), free(emb), free(seen), free(unseen);
     cagnet_free(&m);
     config_free(cfg);
     return 0;
