@@ -8,6 +8,8 @@ CMAKE_FLAGS ?=
 export OMPI_ALLOW_RUN_AS_ROOT=1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
+# libgomp's spinning workers starve OpenBLAS's own threads (README, Benchmark)
+export OMP_WAIT_POLICY=PASSIVE
 
 .PHONY: all deps build build-cpu build-cuda build-asan test demo clean
 
