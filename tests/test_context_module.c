@@ -10,12 +10,6 @@
 
 enum { D = 6, CC = 4, B = 2, H = 5, W = 4, HW = H * W, NMAX = 3 };
 
-static float* falloc(size_t n) {
-    float* p = malloc((n ? n : 1) * sizeof(float));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
-    return p;
-}
-
 typedef struct {
     ParamTable pt;
     Cm m;
@@ -31,8 +25,8 @@ static void model_init(Model* m, int n, const int* dil, int Bm, uint64_t seed) {
     memcpy(cfg.dil, dil, (size_t)n * sizeof(int));
     cm_build(&m->m, &m->pt, &cfg);
     size_t total = param_table_finalize(&m->pt);
-    m->params = falloc(total);
-    m->grads = falloc(total);
+    m->params = t_falloc(total);
+    m->grads = t_falloc(total);
     for (int i = 0; i < m->pt.n; i++) {
         const ParamTensor* t = &m->pt.t[i];
         float lo = -0.2f, hi = 0.2f;
@@ -42,7 +36,7 @@ static void model_init(Model* m, int n, const int* dil, int Bm, uint64_t seed) {
         t_fill_uniform(m->params + t->offset, t->numel, seed + (uint64_t)i, lo, hi);
     }
     size_t nws = cm_workspace_floats(&m->m, Bm, H, W);
-    m->ws = falloc(nws);
+    m->ws = t_falloc(nws);
     // garbage in the workspace must never leak into results
     for (size_t i = 0; i < nws; i++) m->ws[i] = NAN;
 }
@@ -132,7 +126,7 @@ static void cm_reference(Ref* r, const Model* m, const float* h, int scale, cons
 
 static void check_vs_double(const char* what, const float* got, const double* want, size_t n,
                             double atol, double rtol) {
-    float* w = falloc(n);
+    float* w = t_falloc(n);
     for (size_t i = 0; i < n; i++) w[i] = (float)want[i];
     t_check_array(what, got, w, n, atol, rtol);
     free(w);
@@ -178,7 +172,7 @@ static void test_names_and_config(void) {
 static void test_forward(int n, const int* dil, int training, const char* label) {
     Model m;
     model_init(&m, n, dil, B, 2);
-    float* h = falloc(B * D * HW);
+    float* h = t_falloc(B * D * HW);
     t_fill_uniform(h, B * D * HW, 3, -2.0f, 2.0f);
     StepRng rng = {.seed = 4242, .iter = 11, .sample0 = 3, .training = training};
     CmActs a;
@@ -264,7 +258,7 @@ static void test_backward(void) {
     Model m;
     model_init(&m, 3, dil, B, 31);
     const size_t nD = (size_t)B * D * HW;
-    GradCtx c = {&m, NULL, falloc(nD), falloc(nD), falloc(nD), falloc(nD),
+    GradCtx c = {&m, NULL, t_falloc(nD), t_falloc(nD), t_falloc(nD), t_falloc(nD),
                  {.seed = 99, .iter = 3, .sample0 = 1, .training = 1}, NULL, live_count(3), 0};
     CmActs a;
     cm_acts_alloc(&a, &m.m, B, H, W);
@@ -326,8 +320,8 @@ static void test_rank_independence(void) {
     Model m;
     model_init(&m, 3, dil, B, 9);
     const size_t nD = (size_t)B * D * HW, n1 = (size_t)D * HW;
-    float* h = falloc(nD);
-    float* r = falloc(nD);
+    float* h = t_falloc(nD);
+    float* r = t_falloc(nD);
     t_fill_uniform(h, nD, 10, -2.0f, 2.0f);
     t_fill_uniform(r, nD, 11, -1.0f, 1.0f);
     StepRng rng = {.seed = 5, .iter = 2, .sample0 = 0, .training = 1};

@@ -28,12 +28,6 @@ typedef struct {
     size_t n_in, n_w, n_out;
 } Ctx;
 
-static float* falloc(size_t n) {
-    float* p = malloc((n ? n : 1) * sizeof(float));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
-    return p;
-}
-
 static void ctx_init(Ctx* c, const Conv2dDesc* d, int B, int H, int W, int has_bias, uint64_t seed) {
     memset(c, 0, sizeof(*c));
     c->d = *d;
@@ -43,20 +37,20 @@ static void ctx_init(Ctx* c, const Conv2dDesc* d, int B, int H, int W, int has_b
     c->n_in = (size_t)B * d->C_in * H * W;
     c->n_w = (size_t)d->C_out * d->C_in * d->kh * d->kw;
     c->n_out = (size_t)B * d->C_out * c->Ho * c->Wo;
-    c->inp = falloc(c->n_in);
-    c->weight = falloc(c->n_w);
-    c->wm = falloc(c->n_w);
-    c->out = falloc(c->n_out);
-    c->r = falloc(c->n_out);
+    c->inp = t_falloc(c->n_in);
+    c->weight = t_falloc(c->n_w);
+    c->wm = t_falloc(c->n_w);
+    c->out = t_falloc(c->n_out);
+    c->r = t_falloc(c->n_out);
     size_t nws = conv2d_workspace_floats(d, H, W);
-    c->ws = nws ? falloc(nws) : NULL;
+    c->ws = nws ? t_falloc(nws) : NULL;
     // garbage in the workspace must never leak into results
     for (size_t i = 0; i < nws; i++) c->ws[i] = NAN;
     t_fill_uniform(c->inp, c->n_in, seed, -1.0f, 1.0f);
     t_fill_uniform(c->weight, c->n_w, seed + 1, -0.5f, 0.5f);
     t_fill_uniform(c->r, c->n_out, seed + 2, -1.0f, 1.0f);
     if (has_bias) {
-        c->bias = falloc(d->C_out);
+        c->bias = t_falloc(d->C_out);
         t_fill_uniform(c->bias, d->C_out, seed + 3, -0.5f, 0.5f);
     }
 }
@@ -146,21 +140,21 @@ static void test_config(const Config* cfg, uint64_t seed) {
     for (size_t i = 0; i < c.n_out; i++) c.out[i] = NAN;
     ctx_forward(&c);
     double* ref = malloc(c.n_out * sizeof(double));
-    float* reff = falloc(c.n_out);
+    float* reff = t_falloc(c.n_out);
     conv_reference(ref, &c, c.weight);
     for (size_t i = 0; i < c.n_out; i++) reff[i] = (float)ref[i];
     snprintf(what, sizeof what, "%s forward", cfg->name);
     t_check_array(what, c.out, reff, c.n_out, 1e-5, 1e-5);
 
     // backward against finite differences
-    float* dinp = falloc(c.n_in);
-    float* dw = falloc(c.n_w);
-    float* db = falloc(d->C_out);
+    float* dinp = t_falloc(c.n_in);
+    float* dw = t_falloc(c.n_w);
+    float* db = t_falloc(d->C_out);
     ctx_backward(&c, dinp, dw, c.bias ? db : NULL);
     check_grads(cfg->name, &c, dinp, dw, db);
 
     // a second backward call adds the same gradient again
-    float* two = falloc(c.n_in + c.n_w + d->C_out);
+    float* two = t_falloc(c.n_in + c.n_w + d->C_out);
     for (size_t i = 0; i < c.n_in; i++) two[i] = 2.0f * dinp[i];
     for (size_t i = 0; i < c.n_w; i++) two[c.n_in + i] = 2.0f * dw[i];
     for (int i = 0; i < d->C_out; i++) two[c.n_in + c.n_w + i] = 2.0f * db[i];
@@ -226,7 +220,7 @@ static const float mask7_B[49] = {
 static void test_mask_pattern(int k, char type, const float* want) {
     Conv2dDesc d = {.C_in = 2, .C_out = 3, .kh = k, .kw = k, .stride = 1, .pad = k / 2, .dilation = 1};
     size_t khw = (size_t)k * k, n = 6 * khw;
-    float* mask = falloc(n);
+    float* mask = t_falloc(n);
     conv2d_mask_pixelcnn(mask, &d, type);
     char what[64];
     for (int p = 0; p < 6; p++) {
@@ -242,7 +236,7 @@ static void test_mask_causal(int k, char type) {
     Conv2dDesc d = {.C_in = 2, .C_out = 3, .kh = k, .kw = k, .stride = 1, .pad = k / 2, .dilation = 1};
     Ctx c;
     ctx_init(&c, &d, 1, 8, 8, 1, 700 + k + type);
-    c.mask = falloc(c.n_w);
+    c.mask = t_falloc(c.n_w);
     conv2d_mask_pixelcnn(c.mask, &d, type);
     int cy = 4, cx = 4, HW = 64;
     ctx_forward(&c);
@@ -274,11 +268,11 @@ static void test_mask_grad(int k, char type) {
     Conv2dDesc d = {.C_in = 2, .C_out = 3, .kh = k, .kw = k, .stride = 1, .pad = k / 2, .dilation = 1};
     Ctx c;
     ctx_init(&c, &d, 2, 5, 6, 1, 800 + k + type);
-    c.mask = falloc(c.n_w);
+    c.mask = t_falloc(c.n_w);
     conv2d_mask_pixelcnn(c.mask, &d, type);
-    float* dinp = falloc(c.n_in);
-    float* dw = falloc(c.n_w);
-    float* db = falloc(d.C_out);
+    float* dinp = t_falloc(c.n_in);
+    float* dw = t_falloc(c.n_w);
+    float* db = t_falloc(d.C_out);
     ctx_backward(&c, dinp, dw, db);
     char name[64];
     snprintf(name, sizeof name, "masked %c %dx%d", type, k, k);

@@ -11,17 +11,6 @@ enum { D = 6, HID = 7, K = 4, B = 2, H = 5, W = 5, HW = H * W };
 static const float P_DROP = 0.3f;
 static const int LAYER = 101;
 
-static float* falloc(size_t n) {
-    float* p = malloc((n ? n : 1) * sizeof(float));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
-    return p;
-}
-
-// The contract's dropout stream, spelled out: purpose 4 | iteration | global sample.
-static uint64_t drop_stream(long iter, int sample) {
-    return (4ull << 56) | ((uint64_t)iter << 32) | (uint64_t)sample;
-}
-
 typedef struct {
     ParamTable pt;
     Dc dc;
@@ -34,11 +23,11 @@ static void model_init(Model* m, int Bm, uint64_t seed) {
     DcConfig cfg = {D, HID, K, P_DROP};
     dc_build(&m->dc, &m->pt, &cfg);
     size_t n = param_table_finalize(&m->pt);
-    m->params = falloc(n);
-    m->grads = falloc(n);
+    m->params = t_falloc(n);
+    m->grads = t_falloc(n);
     t_fill_uniform(m->params, n, seed, -0.5f, 0.5f);
     m->nws = dc_workspace_floats(&m->dc, Bm, H, W);
-    m->ws = falloc(m->nws);
+    m->ws = t_falloc(m->nws);
     // garbage in the workspace must never leak into results
     for (size_t i = 0; i < m->nws; i++) m->ws[i] = NAN;
 }
@@ -71,7 +60,7 @@ static double dc_reference(const Model* m, const float* x, const StepRng* rng, i
                 if (fabs(s) < margin) margin = fabs(s);
                 t[j] = s > 0 ? s : 0;
                 if (rng->training) {
-                    float u = hd_rng_uniform(rng->seed, drop_stream(rng->iter, rng->sample0 + b),
+                    float u = hd_rng_uniform(rng->seed, t_drop_stream(rng->iter, rng->sample0 + b),
                                              ((uint64_t)layer << 32) + (uint64_t)(j * HW + p));
                     t[j] = u < P_DROP ? 0.0 : t[j] / (1.0 - P_DROP);
                 }
@@ -90,7 +79,7 @@ static double dc_reference(const Model* m, const float* x, const StepRng* rng, i
 
 static void check_vs_double(const char* what, const float* got, const double* want, size_t n,
                             double atol, double rtol) {
-    float* w = falloc(n);
+    float* w = t_falloc(n);
     for (size_t i = 0; i < n; i++) w[i] = (float)want[i];
     t_check_array(what, got, w, n, atol, rtol);
     free(w);
@@ -120,7 +109,7 @@ static void test_names(void) {
 static void test_forward(int training) {
     Model m;
     model_init(&m, B, 2);
-    float* x = falloc(B * D * HW);
+    float* x = t_falloc(B * D * HW);
     t_fill_uniform(x, B * D * HW, 3, -1.0f, 1.0f);
     StepRng rng = {.seed = 4242, .iter = 11, .sample0 = 3, .training = training};
     DcActs a;
@@ -171,7 +160,7 @@ static double grad_loss(void* p) {
 static void test_backward(void) {
     Model m;
     model_init(&m, B, 5);
-    GradCtx c = {&m, NULL, falloc(B * D * HW), falloc(B * HW), falloc(B * K * HW),
+    GradCtx c = {&m, NULL, t_falloc(B * D * HW), t_falloc(B * HW), t_falloc(B * K * HW),
                  {.seed = 99, .iter = 3, .sample0 = 1, .training = 1}};
     DcActs a;
     dc_acts_alloc(&a, &m.dc, B, H, W);
@@ -183,7 +172,7 @@ static void test_backward(void) {
     double margin = dc_reference(&m, c.x, &c.rng, LAYER, B, gan, cls);
     CHECK(margin > 2 * GRAD_EPS, "test data too close to a ReLU kink: %g", margin);
 
-    float* dx = falloc(B * D * HW);
+    float* dx = t_falloc(B * D * HW);
     memset(dx, 0, B * D * HW * sizeof(float));
     memset(m.grads, 0, m.pt.total * sizeof(float));
     dc_forward(&m.dc, m.params, &a, c.x, LAYER, &c.rng, m.ws);
@@ -198,8 +187,8 @@ static void test_backward(void) {
 
     // step1 pattern: a params-only backward, then an input-only backward, on
     // one forward, equal one backward with both (the acts are only read)
-    float* g1 = falloc(m.pt.total);
-    float* dx1 = falloc(B * D * HW);
+    float* g1 = t_falloc(m.pt.total);
+    float* dx1 = t_falloc(B * D * HW);
     memset(g1, 0, m.pt.total * sizeof(float));
     memset(dx1, 0, B * D * HW * sizeof(float));
     dc_forward(&m.dc, m.params, &a, c.x, LAYER, &c.rng, m.ws);
@@ -208,7 +197,7 @@ static void test_backward(void) {
     t_check_array("params-only backward", g1, m.grads, m.pt.total, 0, 0);
     t_check_array("input-only backward", dx1, dx, B * D * HW, 0, 0);
     // E-loss style: only the class head feeds dx; equals the dcls part of a full backward
-    float* dxc = falloc(B * D * HW);
+    float* dxc = t_falloc(B * D * HW);
     float* zero_g = calloc(B * HW, sizeof(float));
     memset(dxc, 0, B * D * HW * sizeof(float));
     memset(dx1, 0, B * D * HW * sizeof(float));
@@ -216,7 +205,7 @@ static void test_backward(void) {
     dc_backward(&m.dc, m.params, NULL, &a, c.x, zero_g, c.rc, dx1, m.ws);
     t_check_array("dcls-only backward", dxc, dx1, B * D * HW, 0, 0);
     // accumulation: a second full backward doubles everything
-    float* two = falloc(m.pt.total);
+    float* two = t_falloc(m.pt.total);
     for (size_t i = 0; i < m.pt.total; i++) two[i] = 2.0f * m.grads[i];
     dc_backward(&m.dc, m.params, m.grads, &a, c.x, c.rg, c.rc, NULL, m.ws);
     t_check_array("param grads accumulate", m.grads, two, m.pt.total, 1e-6, 1e-6);
@@ -233,8 +222,8 @@ static void test_backward(void) {
 static void test_rank_independence(void) {
     Model m;
     model_init(&m, B, 9);
-    float* x = falloc(B * D * HW);
-    float* r = falloc(B * K * HW);
+    float* x = t_falloc(B * D * HW);
+    float* r = t_falloc(B * K * HW);
     t_fill_uniform(x, B * D * HW, 10, -1.0f, 1.0f);
     t_fill_uniform(r, B * K * HW, 11, -1.0f, 1.0f);
     StepRng rng = {.seed = 5, .iter = 2, .sample0 = 0, .training = 1};

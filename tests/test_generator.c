@@ -10,17 +10,6 @@ enum { E = 5, D = 6, W1 = 7, W2 = 5, NH = 2, B = 2, H = 5, W = 4, HW = H * W, CM
 static const float DROP[NH] = {0.2f, 0.4f};
 static const float SLOPE = 0.2f;
 
-static float* falloc(size_t n) {
-    float* p = malloc((n ? n : 1) * sizeof(float));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
-    return p;
-}
-
-// The contract's dropout stream, spelled out: purpose 4 | iteration | global sample.
-static uint64_t drop_stream(long iter, int sample) {
-    return (4ull << 56) | ((uint64_t)iter << 32) | (uint64_t)sample;
-}
-
 typedef struct {
     ParamTable pt;
     Gen g;
@@ -33,11 +22,11 @@ static void model_init(Model* m, uint64_t seed) {
                      .dropouts = {DROP[0], DROP[1]}, .slope = SLOPE};
     gen_build(&m->g, &m->pt, &cfg);
     size_t n = param_table_finalize(&m->pt);
-    m->params = falloc(n);
-    m->grads = falloc(n);
+    m->params = t_falloc(n);
+    m->grads = t_falloc(n);
     t_fill_uniform(m->params, n, seed, -0.5f, 0.5f);
     size_t nws = gen_workspace_floats(&m->g, B, H, W);
-    m->ws = falloc(nws);
+    m->ws = t_falloc(nws);
     // garbage in the workspace must never leak into results
     for (size_t i = 0; i < nws; i++) m->ws[i] = NAN;
 }
@@ -70,7 +59,7 @@ static void gen_reference(const Model* m, const float* e, const float* l, const 
                     }
                     s = s > 0 ? s : SLOPE * s;
                     if (rng->training) {
-                        float u = hd_rng_uniform(rng->seed, drop_stream(rng->iter, rng->sample0 + b),
+                        float u = hd_rng_uniform(rng->seed, t_drop_stream(rng->iter, rng->sample0 + b),
                                                  ((uint64_t)(layer + 1) << 32) + (uint64_t)(j * HW + p));
                         s = u < DROP[layer] ? 0.0 : s / (1.0 - DROP[layer]);
                     }
@@ -119,8 +108,8 @@ static void test_names_and_config(void) {
 static void test_forward(int training) {
     Model m;
     model_init(&m, 2);
-    float* e = falloc(B * E * HW);
-    float* l = falloc(B * D * HW);
+    float* e = t_falloc(B * E * HW);
+    float* l = t_falloc(B * D * HW);
     t_fill_uniform(e, B * E * HW, 3, -1.0f, 1.0f);
     t_fill_normal(l, B * D * HW, 4, 1.0f);
     StepRng rng = {.seed = 4242, .iter = 11, .sample0 = 3, .training = training};
@@ -183,7 +172,7 @@ static void test_backward(void) {
     Model m;
     model_init(&m, 5);
     uint8_t live[B * (W1 + W2) * HW];
-    GradCtx c = {&m, NULL, falloc(B * E * HW), falloc(B * D * HW), falloc(B * D * HW),
+    GradCtx c = {&m, NULL, t_falloc(B * E * HW), t_falloc(B * D * HW), t_falloc(B * D * HW),
                  {.seed = 99, .iter = 3, .sample0 = 1, .training = 1}, live, 0};
     GenActs a;
     gen_acts_alloc(&a, &m.g, B, H, W);
@@ -206,7 +195,7 @@ static void test_backward(void) {
           c.flips);
 
     // accumulation: a second backward on the same forward doubles the gradients
-    float* two = falloc(m.pt.total);
+    float* two = t_falloc(m.pt.total);
     for (size_t i = 0; i < m.pt.total; i++) two[i] = 2.0f * m.grads[i];
     gen_forward(&m.g, m.params, &a, c.e, c.l, &c.rng, m.ws);
     gen_backward(&m.g, m.params, m.grads, &a, c.r, m.ws);
@@ -223,9 +212,9 @@ static void test_backward(void) {
 static void test_rank_independence(void) {
     Model m;
     model_init(&m, 9);
-    float* e = falloc(B * E * HW);
-    float* l = falloc(B * D * HW);
-    float* r = falloc(B * D * HW);
+    float* e = t_falloc(B * E * HW);
+    float* l = t_falloc(B * D * HW);
+    float* r = t_falloc(B * D * HW);
     t_fill_uniform(e, B * E * HW, 10, -1.0f, 1.0f);
     t_fill_normal(l, B * D * HW, 11, 1.0f);
     t_fill_uniform(r, B * D * HW, 12, -1.0f, 1.0f);

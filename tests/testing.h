@@ -55,6 +55,22 @@ static inline void t_check_array(const char* what, const float* got, const float
     }
 }
 
+// Test allocation of n floats (uninitialised); exits on failure.
+static inline float* t_falloc(size_t n) {
+    float* p = (float*)malloc((n ? n : 1) * sizeof(float));
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+// The contract's dropout stream written out independently of rng_stream:
+// purpose 4 (RNG_DROPOUT) << 56 | iteration << 32 | global sample.
+static inline uint64_t t_drop_stream(long iter, int sample) {
+    return (4ull << 56) | ((uint64_t)iter << 32) | (uint64_t)sample;
+}
+
 static inline void t_fill_uniform(float* x, size_t n, uint64_t seed, float lo, float hi) {
     for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * hd_rng_uniform(seed, 99, i);
 }

@@ -11,30 +11,6 @@
 
 static int g_arg;
 
-// Run fn in a child with stderr captured into err; returns its exit status,
-// or -1 when it did not exit normally (crash, signal).
-static int run_captured(void (*fn)(void), char* err, size_t cap) {
-    int fds[2];
-    if (pipe(fds) != 0) return -2;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], STDERR_FILENO);
-        fn();
-        _exit(0);
-    }
-    close(fds[1]);
-    size_t len = 0;
-    ssize_t got;
-    while (len + 1 < cap && (got = read(fds[0], err + len, cap - 1 - len)) > 0) len += (size_t)got;
-    err[len] = '\0';
-    close(fds[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 // Each CUDA call runs in a fresh child: a child cannot use CUDA once its
 // parent initialised it, so the parent itself never calls CUDA.
 static void probe_count(void) {
@@ -47,7 +23,7 @@ static void create_context(void) { cuda_context_create(0, 0); }
 int main(void) {
     char err[4096];
     int count = -1, again = -1;
-    int rc = run_captured(probe_count, err, sizeof err);
+    int rc = t_run_child(probe_count, 2, err, sizeof err);
     CHECK(rc == 0, "cuda_device_count() crashed or failed: exit %d (%s)", rc, err);
     CHECK(sscanf(err, "%d %d", &count, &again) == 2, "no count printed: %s", err);
     CHECK(count >= 0, "cuda_device_count() = %d", count);
@@ -56,21 +32,21 @@ int main(void) {
     if (count == 0) {
         printf("no GPU visible: checking the CPU-only behaviour\n");
         g_arg = 0;
-        rc = run_captured(select_device, err, sizeof err);
+        rc = t_run_child(select_device, 2, err, sizeof err);
         CHECK(rc == 1, "cuda_device_select without GPU: exit %d, want 1", rc);
         CHECK(strstr(err, "run.device = cpu") != NULL, "no 'run.device = cpu' hint in: %s", err);
         // cudaStreamCreate fails first: the runtime's error plus the same hint
-        rc = run_captured(create_context, err, sizeof err);
+        rc = t_run_child(create_context, 2, err, sizeof err);
         CHECK(rc == 1, "cuda_context_create without GPU: exit %d, want 1", rc);
         CHECK(strstr(err, "HINT") && strstr(err, "run.device = cpu"), "no hint in: %s", err);
     } else {
         printf("%d GPU(s) visible: checking one rank per GPU\n", count);
         g_arg = count;  // one more local rank than GPUs
-        rc = run_captured(select_device, err, sizeof err);
+        rc = t_run_child(select_device, 2, err, sizeof err);
         CHECK(rc == 1, "local rank %d of %d GPUs without sharing: exit %d, want 1", count, count,
               rc);
         CHECK(strstr(err, "GPU(s)") && strstr(err, "HINT"), "not the GPU-count error: %s", err);
-        rc = run_captured(select_shared, err, sizeof err);
+        rc = t_run_child(select_shared, 2, err, sizeof err);
         CHECK(rc == 0, "local rank %d of %d GPUs with sharing: exit %d, want 0 (%s)", count, count,
               rc, err);
     }
