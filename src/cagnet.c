@@ -127,6 +127,10 @@ static void alloc_acts(CagNet* m, int B, int H, int W) {
     m->dfake = falloc(n0);
     m->dgan = falloc((size_t)B * h * w);
     m->dcls = falloc(dcls);
+    m->valid = callocCheck((size_t)B * h * w, 1);
+    m->cls_start = callocCheck((size_t)m->K + 1, sizeof(int));
+    m->cls_fill = callocCheck((size_t)m->K, sizeof(int));
+    m->cls_pos = callocCheck((size_t)B * h * w, sizeof(int));
     ws = max_sz(ws, gen_workspace_floats(&m->gen, B, h, w));
     m->ws_n = ws;
     m->ws = falloc(ws);
@@ -181,7 +185,7 @@ void cagnet_free(CagNet* m) {
     gen_acts_free(&m->gen_acts);
     dc_acts_free(&m->dc_fake);
     free(m->emap), free(m->latent), free(m->y2), free(m->dfake), free(m->dgan), free(m->dcls);
-    free(m->rows), free(m->ws);
+    free(m->valid), free(m->cls_start), free(m->cls_fill), free(m->cls_pos), free(m->rows), free(m->ws);
     optimizer_free(&m->opt_e);
     optimizer_free(&m->opt_d);
     optimizer_free(&m->opt_g);
@@ -237,13 +241,12 @@ static float content_loss(CagNet* m, const float* fake, const float* real, const
     int B = m->B, D = m->D, HW = m->sc[0].Hf * m->sc[0].Wf;
     if (!m->content_mmd) return mse_forward_backward(m->dfake, fake, real, valid, B, D, HW, scale);
     // counting sort of valid pixels by class
-    int* start = callocCheck((size_t)m->K + 1, sizeof(int));
+    int *start = m->cls_start, *pos = m->cls_pos, *fill = m->cls_fill;
+    memset(start, 0, ((size_t)m->K + 1) * sizeof(int));
     for (int i = 0; i < B * HW; i++)
         if (lbl[i] != 255) start[lbl[i] + 1]++;
     for (int c = 0; c < m->K; c++) start[c + 1] += start[c];
     int P = start[m->K];
-    int* pos = mallocCheck((size_t)(P ? P : 1) * sizeof(int));
-    int* fill = mallocCheck((size_t)m->K * sizeof(int));
     memcpy(fill, start, (size_t)m->K * sizeof(int));
     for (int i = 0; i < B * HW; i++)
         if (lbl[i] != 255) pos[fill[lbl[i]]++] = i;
@@ -271,7 +274,6 @@ static float content_loss(CagNet* m, const float* fake, const float* real, const
         int b = pos[r] / HW, p = pos[r] % HW;
         for (int d = 0; d < D; d++) m->dfake[((size_t)b * D + d) * HW + p] += dX[(size_t)r * D + d];
     }
-    free(start), free(pos), free(fill);
     return loss;
 }
 
@@ -325,7 +327,7 @@ void cagnet_step1(CagNet* m, const float* img, const uint8_t* labels, const Step
         dc_forward(&m->dc, m->params, &m->dc_max, m->x_max, DC_ID_MSC + m->n_scales - 1, rng,
                    m->ws);
 
-    uint8_t* valid = mallocCheck((size_t)B * HW);
+    uint8_t* valid = m->valid;
     valid_mask(valid, s0->lbl, (size_t)B * HW);
     Step1Losses L = {0};
 
@@ -393,7 +395,6 @@ void cagnet_step1(CagNet* m, const float* img, const uint8_t* labels, const Step
                     j ? NULL : dlv, s->dh, m->ws);
         backbone_backward(&m->bb, m->params, m->grads, &s->bb, s->dh, m->ws);
     }
-    free(valid);
 
     L.loss_d = L.d_gan_real + L.d_gan_fake + m->real_ce_weight * L.d_ce_real +
                m->fake_ce_weight * L.d_ce_fake;

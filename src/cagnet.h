@@ -86,6 +86,10 @@ typedef struct {
     float* dfake;      // (B, D, Hf0, Wf0)
     float* dgan;       // (B, 1, Hf0, Wf0)
     float* dcls;       // (B, K, Hf of the largest output) scratch for one CE gradient
+    uint8_t* valid;    // (B, Hf0, Wf0) label != 255 at scale 0
+    int* cls_start;    // (K + 1) MMD: first row of each class
+    int* cls_fill;     // (K) MMD: next free row of each class
+    int* cls_pos;      // (B*Hf0*Wf0) MMD: pixel of each row
     float* rows;       // gathered pixel rows for MMD (grown on demand)
     size_t rows_n;
     float* ws;         // shared module workspace
