@@ -1,7 +1,7 @@
 # Front door. `make demo` and `make test` install missing Debian packages,
 # configure and build under build/, then run. Everything real lives in CMake.
 PKGS := build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev \
-        hdf5-tools libconfig-dev libopenblas-dev libturbojpeg0-dev libpng-dev
+        hdf5-tools libconfig-dev libopenblas-dev libturbojpeg0-dev libpng-dev python3
 JOBS ?= $(shell nproc)
 NVCC := $(shell command -v nvcc 2>/dev/null)
 CMAKE_FLAGS ?=
@@ -54,9 +54,20 @@ ifneq ($(NVCC),)
 	cd build/cuda && ctest --output-on-failure -L cuda
 endif
 
+# Synthetic data (generated once), 2-rank training through step1 and mixed
+# with evaluations at each stage's end, then predictions for three test
+# images. The run directory runs/demo is the demo's own and is replaced.
+DEMO_CFG := configs/synthetic_cagnet.cfg
+DEMO_RUN := runs/demo
 demo: build-cpu
-	./build/cpu/zsseg config -c configs/synthetic_cagnet.cfg
-	./build/cpu/zsseg train -c configs/synthetic_cagnet.cfg
+	@test -f data/synthetic/SYNTH_DONE || ./build/cpu/zsseg synth -c $(DEMO_CFG)
+	rm -rf $(DEMO_RUN)
+	mpirun -np 2 ./build/cpu/zsseg train -c $(DEMO_CFG) --run-dir $(DEMO_RUN)
+	./build/cpu/zsseg predict -c $(DEMO_CFG) --set run.out_dir='"$(DEMO_RUN)"' \
+	  $$(ls data/synthetic/images/val2017/*.jpg | head -3)
+	@echo; echo "zsseg demo: run directory $(DEMO_RUN): config.cfg, model.h5, metrics.jsonl, tb/,"; \
+	echo "  eval/ (per-class tables), predictions/ (segmentation, overlay and legend per image)"; \
+	cat $(DEMO_RUN)/eval/summary.txt 2>/dev/null || true
 
 clean:
 	rm -rf build

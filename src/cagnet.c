@@ -185,6 +185,7 @@ void cagnet_free(CagNet* m) {
     gen_acts_free(&m->gen_acts);
     dc_acts_free(&m->dc_fake);
     free(m->emap), free(m->latent), free(m->y2), free(m->dfake), free(m->dgan), free(m->dcls);
+    cagnet_set_dist(m, NULL);
     free(m->valid), free(m->cls_start), free(m->cls_fill), free(m->cls_pos), free(m->rows), free(m->ws);
     optimizer_free(&m->opt_e);
     optimizer_free(&m->opt_d);
@@ -195,7 +196,32 @@ void cagnet_free(CagNet* m) {
     memset(m, 0, sizeof *m);
 }
 
+void cagnet_set_dist(CagNet* m, Dist* d) {
+    free(m->cls_all), free(m->cls_gstart), free(m->cls_mine), free(m->gather_n);
+    m->cls_all = m->cls_gstart = m->cls_mine = NULL;
+    m->gather_n = NULL;
+    m->dist = d;
+    if (!d) return;
+    m->cls_all = callocCheck((size_t)d->world * m->K, sizeof(int));
+    m->cls_gstart = callocCheck((size_t)m->K + 1, sizeof(int));
+    m->cls_mine = callocCheck((size_t)m->K, sizeof(int));
+    m->gather_n = callocCheck((size_t)d->world, sizeof(size_t));
+}
+
 // ---------------------------------------------------------------- pieces
+
+// Several ranks: the steps talk to each other. One rank behaves as none.
+static int multi_rank(const CagNet* m) { return m->dist && m->dist->world > 1; }
+
+// ratio[i] = local[i] / (sum over ranks of local[i]), 0 where the sum is 0:
+// the factor that turns a mean over this rank's elements into its share of
+// the mean over the global batch. Exactly 1 (or 0) in a single process.
+static void share_ratios(const CagNet* m, const double* local, float* ratio, int n) {
+    double global[CAGNET_MAX_SCALES];
+    memcpy(global, local, (size_t)n * sizeof(double));
+    if (multi_rank(m)) dist_allreduce_doubles(m->dist, global, n);
+    for (int i = 0; i < n; i++) ratio[i] = global[i] > 0.0 ? (float)(local[i] / global[i]) : 0.0f;
+}
 
 // Embedding of each pixel's label; zeros where ignored.
 static void embed_labels(const CagNet* m, float* emap, const uint8_t* lbl, int B, int HW) {
@@ -208,19 +234,27 @@ static void embed_labels(const CagNet* m, float* emap, const uint8_t* lbl, int B
         }
 }
 
-static void valid_mask(uint8_t* v, const uint8_t* lbl, size_t n) {
-    for (size_t i = 0; i < n; i++) v[i] = lbl[i] != 255;
+// Valid (label != 255) pixels of lbl; v (n) gets the mask when non-NULL.
+static double count_valid(uint8_t* v, const uint8_t* lbl, size_t n) {
+    size_t cnt = 0;
+    for (size_t i = 0; i < n; i++) {
+        cnt += lbl[i] != 255;
+        if (v) v[i] = lbl[i] != 255;
+    }
+    return (double)cnt;
 }
 
-// CE of one C output: loss, and (when dst_grads or dx wanted) its gradient
-// pushed through C with the given scales. Two scales because D's and E's
-// losses weight the same CE differently.
+// CE of one C output (this rank's share: ratio, see share_ratios), and
+// (when dst_grads or dx wanted) its gradient pushed through C with the given
+// scales. Two scales because D's and E's losses weight the same CE
+// differently.
 static float ce_output(CagNet* m, const DcActs* a, const float* x, const uint8_t* lbl,
-                       float scale_d, float scale_e, float* dx) {
+                       float ratio, float scale_d, float scale_e, float* dx) {
     size_t n = (size_t)a->B * m->K * a->H * a->W;
     int HW = a->H * a->W;
     memset(m->dcls, 0, n * sizeof(float));
-    float loss = softmax_ce_forward_backward(m->dcls, a->cls, lbl, NULL, a->B, m->K, HW, 1.0f);
+    float loss = ratio * softmax_ce_forward_backward(m->dcls, a->cls, lbl, NULL, a->B, m->K, HW,
+                                                     ratio);
     if (scale_d != 0.0f) {
         for (size_t i = 0; i < n; i++) m->dcls[i] *= scale_d;
         dc_backward(&m->dc, m->params, m->grads, a, x, NULL, m->dcls, NULL, m->ws);
@@ -233,48 +267,129 @@ static float ce_output(CagNet* m, const DcActs* a, const float* x, const uint8_t
     return loss;
 }
 
-// Content loss between fake and real (detached) features over valid pixels,
-// gradient (scaled) into dfake. mmd: per class, rows in raster order.
-static float content_loss(CagNet* m, const float* fake, const float* real, const uint8_t* lbl,
-                          const uint8_t* valid, float scale) {
-    // (valid == lbl != 255: the MSE takes the mask, MMD groups by label)
-    int B = m->B, D = m->D, HW = m->sc[0].Hf * m->sc[0].Wf;
-    if (!m->content_mmd) return mse_forward_backward(m->dfake, fake, real, valid, B, D, HW, scale);
+// Several ranks: every rank's per-class valid counts (cls_all), the global
+// first row of each class (cls_gstart, rows in the order class, rank, raster)
+// and of this rank's pixels of each class (cls_mine), and each rank's gather
+// size (2 P_r D floats: its X rows, then its Y rows). Returns the global rows.
+static int gather_layout(CagNet* m, const int* start) {
+    int K = m->K, R = m->dist->world, me = m->dist->rank;
+    int *all = m->cls_all, *gs = m->cls_gstart;
+    for (int c = 0; c < K; c++) all[(size_t)me * K + c] = start[c + 1] - start[c];
+    dist_allgather_ints(m->dist, all, K);
+    gs[0] = 0;
+    for (int c = 0; c < K; c++) {
+        int acc = gs[c];
+        for (int r = 0; r < R; r++) {
+            if (r == me) m->cls_mine[c] = acc;
+            acc += all[(size_t)r * K + c];
+        }
+        gs[c + 1] = acc;
+    }
+    for (int r = 0; r < R; r++) {
+        size_t Pr = 0;
+        for (int c = 0; c < K; c++) Pr += (size_t)all[(size_t)r * K + c];
+        m->gather_n[r] = 2 * Pr * m->D;
+    }
+    return gs[K];
+}
+
+// The gathered blocks S (rank by rank: X rows, then Y rows, each by class)
+// regrouped into X and Y by class, ranks in order within a class.
+static void regroup_rows(CagNet* m, float* X, float* Y, const float* S) {
+    int K = m->K, D = m->D;
+    int* next = m->cls_fill;  // next free row of each class
+    memcpy(next, m->cls_gstart, (size_t)K * sizeof(int));
+    for (int r = 0; r < m->dist->world; r++) {
+        const int* cnt = m->cls_all + (size_t)r * K;
+        const float* xs = S;
+        const float* ys = S + m->gather_n[r] / 2;
+        for (int c = 0; c < K; c++) {
+            size_t n = (size_t)cnt[c] * D;
+            memcpy(X + (size_t)next[c] * D, xs, n * sizeof(float));
+            memcpy(Y + (size_t)next[c] * D, ys, n * sizeof(float));
+            xs += n, ys += n;
+            next[c] += cnt[c];
+        }
+        S += m->gather_n[r];
+    }
+}
+
+// CaGNet's MMD content loss (contract §3), gradient (scaled) into dfake.
+// Valid pixels sorted by class, raster order within. Several ranks: every
+// rank gathers all ranks' rows in the order (class, rank, raster), which is
+// the single-process order (class, global sample, pixel) when rank r holds
+// the r-th slice of the batch (any order gives the same MMD up to rounding);
+// each rank then computes the whole MMD (redundant, but small next to the
+// backbone) and keeps the gradient rows of its own pixels. The returned loss
+// is the global one on every rank.
+static float content_mmd(CagNet* m, const float* fake, const float* real, const uint8_t* lbl,
+                         float scale) {
+    int B = m->B, D = m->D, K = m->K, HW = m->sc[0].Hf * m->sc[0].Wf;
     // counting sort of valid pixels by class
     int *start = m->cls_start, *pos = m->cls_pos, *fill = m->cls_fill;
-    memset(start, 0, ((size_t)m->K + 1) * sizeof(int));
+    memset(start, 0, ((size_t)K + 1) * sizeof(int));
     for (int i = 0; i < B * HW; i++)
         if (lbl[i] != 255) start[lbl[i] + 1]++;
-    for (int c = 0; c < m->K; c++) start[c + 1] += start[c];
-    int P = start[m->K];
-    memcpy(fill, start, (size_t)m->K * sizeof(int));
+    for (int c = 0; c < K; c++) start[c + 1] += start[c];
+    int P = start[K];
+    memcpy(fill, start, (size_t)K * sizeof(int));
     for (int i = 0; i < B * HW; i++)
         if (lbl[i] != 255) pos[fill[lbl[i]]++] = i;
-    size_t need = (size_t)3 * P * D + mmd_grouped_workspace_floats(start, start, m->K);
+
+    int multi = multi_rank(m);
+    int Pg = multi ? gather_layout(m, start) : P;
+    const int* gstart = multi ? m->cls_gstart : start;  // rows of each class in X, Y
+    const int* mine = multi ? m->cls_mine : start;      // first row of this rank's pixels
+    size_t PD = (size_t)Pg * D, ws_n = mmd_grouped_workspace_floats(gstart, gstart, K);
+    // X, Y, then dX and the workspace; several ranks gather into the dX area first
+    size_t need = 2 * PD + max_sz(multi ? 2 * PD : 0, PD + ws_n);
     if (need > m->rows_n) {  // grows to the largest batch seen, then stays
         free(m->rows);
         m->rows = falloc(need);
         m->rows_n = need;
     }
-    float *X = m->rows, *Y = X + (size_t)P * D, *dX = Y + (size_t)P * D, *ws = dX + (size_t)P * D;
+    float *X = m->rows, *Y = X + PD, *dX = Y + PD, *ws = dX + PD;
+    float* Xs = X;  // this rank's X rows, then its Y rows
+    if (multi) {
+        Xs = dX;
+        for (int r = 0; r < m->dist->rank; r++) Xs += m->gather_n[r];
+    }
+    float* Ys = Xs + (size_t)P * D;
 #pragma omp parallel for
     for (int r = 0; r < P; r++) {
         int b = pos[r] / HW, p = pos[r] % HW;
         for (int d = 0; d < D; d++) {
             size_t src = ((size_t)b * D + d) * HW + p;
-            X[(size_t)r * D + d] = fake[src];
-            Y[(size_t)r * D + d] = real[src];
-            dX[(size_t)r * D + d] = 0.0f;
+            Xs[(size_t)r * D + d] = fake[src];
+            Ys[(size_t)r * D + d] = real[src];
         }
     }
-    float loss = mmd_grouped_forward_backward(dX, X, Y, start, start, m->K, D, m->mmd_sigmas,
+    if (multi) {
+        dist_allgather_floats(m->dist, dX, m->gather_n);
+        regroup_rows(m, X, Y, dX);
+    }
+    memset(dX, 0, PD * sizeof(float));
+    float loss = mmd_grouped_forward_backward(dX, X, Y, gstart, gstart, K, D, m->mmd_sigmas,
                                               m->n_sigmas, ws, scale);
 #pragma omp parallel for
     for (int r = 0; r < P; r++) {
-        int b = pos[r] / HW, p = pos[r] % HW;
-        for (int d = 0; d < D; d++) m->dfake[((size_t)b * D + d) * HW + p] += dX[(size_t)r * D + d];
+        int b = pos[r] / HW, p = pos[r] % HW, c = lbl[pos[r]];
+        const float* g = dX + (size_t)(mine[c] + r - start[c]) * D;
+        for (int d = 0; d < D; d++) m->dfake[((size_t)b * D + d) * HW + p] += g[d];
     }
     return loss;
+}
+
+// Content loss between fake and real (detached) features over valid pixels,
+// gradient (scaled) into dfake; ratio: this rank's share of the l2 mean (the
+// MMD gathers instead).
+static float content_loss(CagNet* m, const float* fake, const float* real, const uint8_t* lbl,
+                          const uint8_t* valid, float ratio, float scale) {
+    // (valid == lbl != 255: the MSE takes the mask, MMD groups by label)
+    if (m->content_mmd) return content_mmd(m, fake, real, lbl, scale);
+    int HW = m->sc[0].Hf * m->sc[0].Wf;
+    return ratio * mse_forward_backward(m->dfake, fake, real, valid, m->B, m->D, HW,
+                                        scale * ratio);
 }
 
 // ---------------------------------------------------------------- step1
@@ -304,8 +419,60 @@ static void encode(CagNet* m, const float* img, const uint8_t* labels, const Ste
     max_fuse_forward(m->x_max, m->which, ins, m->n_scales, (size_t)B * m->D * s0->Hf * s0->Wf);
 }
 
+// E set, backward: KL at scale 0 (its gradient scaled by ratio r0, like the
+// other means), x_max's gradient routed to the winning scale, then CM and the
+// backbone at each scale from the dx the CEs left. Returns this rank's KL.
+static float encoder_backward(CagNet* m, float r0) {
+    int B = m->B, D = m->D;
+    CagScale* s0 = &m->sc[0];
+    int HW = s0->Hf * s0->Wf;
+    size_t n0 = (size_t)B * D * HW;
+    // KL gradients in buffers step1 is done with: dfake (G has used it) and
+    // latent (only step2 uses it)
+    float* dmu = m->dfake;
+    float* dlv = m->latent;
+    memset(dmu, 0, n0 * sizeof(float));
+    memset(dlv, 0, n0 * sizeof(float));
+    float kl = r0 * kl_forward_backward(dmu, dlv, s0->cm.mu, s0->cm.logvar, m->valid, B, D, HW,
+                                        m->kl_weight * r0);
+    if (m->n_scales > 1) {
+        float* douts[CAGNET_MAX_SCALES] = {s0->dx};
+        for (int j = 1; j < m->n_scales; j++) {
+            douts[j] = m->sc[j].x_up;  // reused as the gradient of x_up
+            memset(douts[j], 0, n0 * sizeof(float));
+        }
+        max_fuse_backward(douts, m->dx_max, m->which, m->n_scales, n0);
+        for (int j = 1; j < m->n_scales; j++) {
+            CagScale* s = &m->sc[j];
+            resize_bilinear_backward(s->dx, douts[j], B, D, s->Hf, s->Wf, s0->Hf, s0->Wf, 0);
+        }
+    }
+    for (int j = 0; j < m->n_scales; j++) {
+        CagScale* s = &m->sc[j];
+        memset(s->dh, 0, (size_t)B * D * s->Hf * s->Wf * sizeof(float));
+        cm_backward(&m->cm, m->params, m->grads, &s->cm, s->bb.h, s->dx, j ? NULL : dmu,
+                    j ? NULL : dlv, s->dh, m->ws);
+        backbone_backward(&m->bb, m->params, m->grads, &s->bb, s->dh, m->ws);
+    }
+    return kl;
+}
+
+// This rank's shares of the loss components summed over ranks: the global
+// values (the MMD content loss is global already).
+static void sum_losses(const CagNet* m, Step1Losses* L) {
+    if (!multi_rank(m)) return;
+    double v[8] = {L->d_gan_real, L->d_gan_fake, L->d_ce_real, L->d_ce_fake,
+                   L->e_ce,       L->kl,         L->g_gan,     m->content_mmd ? 0.0 : L->g_content};
+    dist_allreduce_doubles(m->dist, v, 8);
+    L->d_gan_real = (float)v[0], L->d_gan_fake = (float)v[1];
+    L->d_ce_real = (float)v[2], L->d_ce_fake = (float)v[3];
+    L->e_ce = (float)v[4], L->kl = (float)v[5], L->g_gan = (float)v[6];
+    if (!m->content_mmd) L->g_content = (float)v[7];
+}
+
 void cagnet_step1(CagNet* m, const float* img, const uint8_t* labels, const StepRng* rng,
-                  Step1Losses* out) {
+                  const Step1Mode* mode, Step1Losses* out) {
+    Step1Mode md = mode ? *mode : (Step1Mode){m->real_ce_weight, m->fake_ce_weight, 1};
     int B = m->B, D = m->D;
     CagScale* s0 = &m->sc[0];
     int HW = s0->Hf * s0->Wf;
@@ -327,80 +494,71 @@ void cagnet_step1(CagNet* m, const float* img, const uint8_t* labels, const Step
         dc_forward(&m->dc, m->params, &m->dc_max, m->x_max, DC_ID_MSC + m->n_scales - 1, rng,
                    m->ws);
 
+    // every mean's share of the global batch: r[j] for the labels of scale j
+    // (GAN, KL and l2 content are over scale 0's valid pixels too)
     uint8_t* valid = m->valid;
-    valid_mask(valid, s0->lbl, (size_t)B * HW);
+    double cnt[CAGNET_MAX_SCALES];
+    float r[CAGNET_MAX_SCALES];
+    for (int j = 0; j < m->n_scales; j++)
+        cnt[j] = count_valid(j ? NULL : valid, m->sc[j].lbl, (size_t)B * m->sc[j].Hf * m->sc[j].Wf);
+    share_ratios(m, cnt, r, m->n_scales);
     Step1Losses L = {0};
 
     // D set: GAN real/fake; CE_msc on real outputs (the E set's CE reuses the
     // same C outputs with its own weight, pushed into dx instead of params)
     memset(m->dgan, 0, (size_t)B * HW * sizeof(float));
-    L.d_gan_real = gan_loss_forward_backward(m->dgan, s0->dc.gan, valid, m->gan_kind, 1.0f,
-                                             (size_t)B * HW, 1.0f);
+    L.d_gan_real = r[0] * gan_loss_forward_backward(m->dgan, s0->dc.gan, valid, m->gan_kind, 1.0f,
+                                                    (size_t)B * HW, r[0]);
     dc_backward(&m->dc, m->params, m->grads, &s0->dc, s0->cm.x, m->dgan, NULL, NULL, m->ws);
     int n_out = m->n_scales > 1 ? m->n_scales + 1 : 1;
-    float wd = m->real_ce_weight / n_out, we = m->backbone_ce_weight / n_out;
-    for (int j = 0; j < m->n_scales; j++)
-        memset(m->sc[j].dx, 0, (size_t)B * D * m->sc[j].Hf * m->sc[j].Wf * sizeof(float));
+    float wd = md.real_ce_weight / n_out, we = md.train_e ? m->backbone_ce_weight / n_out : 0.0f;
+    if (md.train_e)
+        for (int j = 0; j < m->n_scales; j++)
+            memset(m->sc[j].dx, 0, (size_t)B * D * m->sc[j].Hf * m->sc[j].Wf * sizeof(float));
     float ce = 0.0f;
     for (int j = 0; j < m->n_scales; j++) {
         CagScale* s = &m->sc[j];
-        ce += ce_output(m, &s->dc, s->cm.x, s->lbl, wd, we, s->dx);
+        ce += ce_output(m, &s->dc, s->cm.x, s->lbl, r[j], wd, we, s->dx);
     }
     if (m->n_scales > 1) {
-        memset(m->dx_max, 0, n0 * sizeof(float));
-        ce += ce_output(m, &m->dc_max, m->x_max, s0->lbl, wd, we, m->dx_max);
+        if (md.train_e) memset(m->dx_max, 0, n0 * sizeof(float));
+        ce += ce_output(m, &m->dc_max, m->x_max, s0->lbl, r[0], wd, we, m->dx_max);
     }
     L.d_ce_real = L.e_ce = ce / n_out;
 
     memset(m->dgan, 0, (size_t)B * HW * sizeof(float));
-    L.d_gan_fake = gan_loss_forward_backward(m->dgan, m->dc_fake.gan, valid, m->gan_kind, 0.0f,
-                                             (size_t)B * HW, 1.0f);
+    L.d_gan_fake = r[0] * gan_loss_forward_backward(m->dgan, m->dc_fake.gan, valid, m->gan_kind,
+                                                    0.0f, (size_t)B * HW, r[0]);
     dc_backward(&m->dc, m->params, m->grads, &m->dc_fake, fake, m->dgan, NULL, NULL, m->ws);
-    L.d_ce_fake = ce_output(m, &m->dc_fake, fake, s0->lbl, m->fake_ce_weight, 0.0f, NULL);
+    L.d_ce_fake = ce_output(m, &m->dc_fake, fake, s0->lbl, r[0], md.fake_ce_weight, 0.0f, NULL);
 
     // G set: fool D, match the real features (detached)
     memset(m->dgan, 0, (size_t)B * HW * sizeof(float));
     memset(m->dfake, 0, n0 * sizeof(float));
-    L.g_gan = gan_loss_forward_backward(m->dgan, m->dc_fake.gan, valid, m->gan_kind, 1.0f,
-                                        (size_t)B * HW, m->gan_weight);
+    L.g_gan = r[0] * gan_loss_forward_backward(m->dgan, m->dc_fake.gan, valid, m->gan_kind, 1.0f,
+                                               (size_t)B * HW, m->gan_weight * r[0]);
     dc_backward(&m->dc, m->params, NULL, &m->dc_fake, fake, m->dgan, NULL, m->dfake, m->ws);
-    L.g_content = content_loss(m, fake, s0->cm.x, s0->lbl, valid, m->content_weight);
+    L.g_content = content_loss(m, fake, s0->cm.x, s0->lbl, valid, r[0], m->content_weight);
     gen_backward(&m->gen, m->params, m->grads, &m->gen_acts, m->dfake, m->ws);
 
-    // E set: CE through C (above) plus KL at scale 0, back through each scale
-    // KL gradients in buffers step1 is done with: dfake (G has used it) and
-    // latent (only step2 uses it)
-    float* dmu = m->dfake;
-    float* dlv = m->latent;
-    memset(dmu, 0, n0 * sizeof(float));
-    memset(dlv, 0, n0 * sizeof(float));
-    L.kl = kl_forward_backward(dmu, dlv, s0->cm.mu, s0->cm.logvar, valid, B, D, HW, m->kl_weight);
-    if (m->n_scales > 1) {
-        // route x_max's gradient to the winning scale, then down each upsampling
-        float* douts[CAGNET_MAX_SCALES] = {s0->dx};
-        for (int j = 1; j < m->n_scales; j++) {
-            douts[j] = m->sc[j].x_up;  // reused as the gradient of x_up
-            memset(douts[j], 0, n0 * sizeof(float));
-        }
-        max_fuse_backward(douts, m->dx_max, m->which, m->n_scales, n0);
-        for (int j = 1; j < m->n_scales; j++) {
-            CagScale* s = &m->sc[j];
-            resize_bilinear_backward(s->dx, douts[j], B, D, s->Hf, s->Wf, s0->Hf, s0->Wf, 0);
-        }
-    }
-    for (int j = 0; j < m->n_scales; j++) {
-        CagScale* s = &m->sc[j];
-        memset(s->dh, 0, (size_t)B * D * s->Hf * s->Wf * sizeof(float));
-        cm_backward(&m->cm, m->params, m->grads, &s->cm, s->bb.h, s->dx, j ? NULL : dmu,
-                    j ? NULL : dlv, s->dh, m->ws);
-        backbone_backward(&m->bb, m->params, m->grads, &s->bb, s->dh, m->ws);
-    }
+    // E set: CE through C (above) plus KL; with E frozen only KL's value
+    if (md.train_e)
+        L.kl = encoder_backward(m, r[0]);
+    else
+        L.kl = r[0] * kl_forward_backward(NULL, NULL, s0->cm.mu, s0->cm.logvar, valid, B, D, HW,
+                                          1.0f);
 
-    L.loss_d = L.d_gan_real + L.d_gan_fake + m->real_ce_weight * L.d_ce_real +
-               m->fake_ce_weight * L.d_ce_fake;
+    sum_losses(m, &L);
+    L.loss_d = L.d_gan_real + L.d_gan_fake + md.real_ce_weight * L.d_ce_real +
+               md.fake_ce_weight * L.d_ce_fake;
     L.loss_e = m->backbone_ce_weight * L.e_ce + m->kl_weight * L.kl;
     L.loss_g = m->gan_weight * L.g_gan + m->content_weight * L.g_content;
     *out = L;
+}
+
+Step1Mode cagnet_mode_mixed(const CagNet* m) {
+    return (Step1Mode){(float)config_get_float(m->cfg, "loss.mixed_real_ce_weight"),
+                       (float)config_get_float(m->cfg, "loss.mixed_fake_ce_weight"), 0};
 }
 
 // ---------------------------------------------------------------- step2
@@ -427,11 +585,17 @@ float cagnet_step2(CagNet* m, const StepRng* rng) {
     gen_forward(&m->gen, m->params, &m->gen_acts, m->emap, m->latent, rng, m->ws);
     dc_forward(&m->dc, m->params, &m->dc_fake, m->gen_acts.fake, DC_ID_REAL, rng, m->ws);
     memset(m->dfake, 0, (size_t)B * D * HW * sizeof(float));
-    float ce = ce_output(m, &m->dc_fake, m->gen_acts.fake, m->y2, m->step2_cls_weight,
+    double cnt = (double)B * HW;  // every drawn label counts
+    float r;
+    share_ratios(m, &cnt, &r, 1);
+    float ce = ce_output(m, &m->dc_fake, m->gen_acts.fake, m->y2, r, m->step2_cls_weight,
                          m->step2_gen_weight, m->dfake);
     if (m->step2_gen_weight != 0.0f)
         gen_backward(&m->gen, m->params, m->grads, &m->gen_acts, m->dfake, m->ws);
-    return ce;
+    if (!multi_rank(m)) return ce;
+    double sum = ce;
+    dist_allreduce_doubles(m->dist, &sum, 1);
+    return (float)sum;
 }
 
 // ---------------------------------------------------------------- updates
@@ -453,15 +617,27 @@ UpdatePlan cagnet_plan_step1(const CagNet* m, long it) {
     return p;
 }
 
-UpdatePlan cagnet_plan_step2(const CagNet* m, long it) {
+// D and G learning rate of the mixed stages.
+static float mixed_lr(const CagNet* m, long it) {
     const Config* c = m->cfg;
+    return lr_step((float)config_get_float(c, "optim.mixed_lr"), it,
+                   config_get_int(c, "optim.mixed_decay_start"),
+                   config_get_int(c, "optim.mixed_decay_every"),
+                   (float)config_get_float(c, "optim.mixed_decay_gamma"));
+}
+
+UpdatePlan cagnet_plan_step2(const CagNet* m, long it) {
     UpdatePlan p = {0};
-    p.lr_d = p.lr_g = lr_step((float)config_get_float(c, "optim.mixed_lr"), it,
-                              config_get_int(c, "optim.mixed_decay_start"),
-                              config_get_int(c, "optim.mixed_decay_every"),
-                              (float)config_get_float(c, "optim.mixed_decay_gamma"));
+    p.lr_d = p.lr_g = mixed_lr(m, it);
     p.update_d = 1;
     p.update_g = m->step2_gen_weight != 0.0f;
+    return p;
+}
+
+UpdatePlan cagnet_plan_mixed_step1(const CagNet* m, long it_in_stage) {
+    UpdatePlan p = {0};
+    p.lr_d = p.lr_g = mixed_lr(m, it_in_stage);
+    p.update_d = p.update_g = 1;
     return p;
 }
 
@@ -469,4 +645,25 @@ void cagnet_apply(CagNet* m, const UpdatePlan* p) {
     if (p->update_d) optimizer_step(&m->opt_d, m->params, m->grads, p->lr_d);
     if (p->update_e) optimizer_step(&m->opt_e, m->params, m->grads, p->lr_e);
     if (p->update_g) optimizer_step(&m->opt_g, m->params, m->grads, p->lr_g);
+}
+
+int cagnet_update_ranges(const CagNet* m, const UpdatePlan* p, size_t* offsets, size_t* counts) {
+    // regions lie in enum order (param_table_finalize), so E < D < G
+    const ParamTable* pt = &m->pt;
+    size_t lo[3] = {pt->region_lo[REGION_BACKBONE], pt->region_lo[REGION_DC],
+                    pt->region_lo[REGION_GEN]};
+    size_t hi[3] = {pt->region_lo[REGION_CM] + pt->region_n[REGION_CM],
+                    lo[1] + pt->region_n[REGION_DC], lo[2] + pt->region_n[REGION_GEN]};
+    int on[3] = {p->update_e, p->update_d, p->update_g};
+    int n = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!on[i] || hi[i] == lo[i]) continue;
+        if (n && offsets[n - 1] + counts[n - 1] == lo[i]) {
+            counts[n - 1] += hi[i] - lo[i];
+        } else {
+            offsets[n] = lo[i];
+            counts[n++] = hi[i] - lo[i];
+        }
+    }
+    return n;
 }

@@ -4,6 +4,15 @@
 // and G sets; step2: C and G) into the zeroed gradient buffer; cagnet_apply
 // then updates. Keeping the two apart is where data parallelism sums the
 // gradients across ranks.
+//
+// Data parallelism (cagnet_set_dist): each rank steps on its slice of the
+// global batch and its gradient is exactly its share of the GLOBAL-batch
+// loss gradient, so a plain sum over ranks (dist_allreduce_ranges, scale 1)
+// gives the single-process gradient for any rank count. Means are scaled by
+// local / global count of their normaliser (one allreduce of the counts per
+// step); the MMD content loss gathers every rank's pixel rows and each rank
+// computes the whole MMD (redundant, small next to the backbone) but keeps
+// the gradient of its own pixels. Returned losses are global on every rank.
 #ifndef ZSSEG_CAGNET_H
 #define ZSSEG_CAGNET_H
 
@@ -12,6 +21,7 @@
 #include "backbone.h"
 #include "config.h"
 #include "context_module.h"
+#include "dist.h"
 #include "disc_cls.h"
 #include "generator.h"
 #include "optim.h"
@@ -25,6 +35,17 @@ typedef struct {
     float d_gan_real, d_gan_fake, d_ce_real, d_ce_fake, e_ce, kl, g_gan, g_content;
     float loss_d, loss_e, loss_g;
 } Step1Losses;
+
+// What a step1 trains: D's CE weights on real and generated features, and
+// whether E+CM get gradients. The step1 stage: loss.real_ce_weight /
+// loss.fake_ce_weight, train_e = 1; the step1 phases of the mixed stages:
+// cagnet_mode_mixed. With train_e = 0 E's backward (most of the step) is
+// skipped and the E regions of the gradient stay zero; kl and e_ce are still
+// computed for logging.
+typedef struct {
+    float real_ce_weight, fake_ce_weight;
+    int train_e;
+} Step1Mode;
 
 // Learning rates of one update (before group multipliers) and which of the
 // three optimizers step; 0 disables one.
@@ -60,6 +81,7 @@ typedef struct {
     uint32_t* class_cum;  // (K) cumulative step2 class weights: seen 1, unseen 1 + prior
     float* emb;           // (K, E) class embeddings
     const Config* cfg;    // for the learning-rate schedules
+    Dist* dist;           // NULL (or one rank): single process, no communication
 
     // model
     ParamTable pt;
@@ -90,6 +112,10 @@ typedef struct {
     int* cls_start;    // (K + 1) MMD: first row of each class
     int* cls_fill;     // (K) MMD: next free row of each class
     int* cls_pos;      // (B*Hf0*Wf0) MMD: pixel of each row
+    int* cls_all;      // (world, K) MMD: valid pixels of each class on every rank
+    int* cls_gstart;   // (K + 1) MMD: first global row of each class
+    int* cls_mine;     // (K) MMD: first global row of this rank's pixels of each class
+    size_t* gather_n;  // (world) MMD: floats of each rank's rows
     float* rows;       // gathered pixel rows for MMD (grown on demand)
     size_t rows_n;
     float* ws;         // shared module workspace
@@ -103,21 +129,39 @@ void cagnet_init(CagNet* m, const Config* cfg, int K, const float* emb, const ui
                  int B, int H, int W);
 void cagnet_free(CagNet* m);
 
+// Step as one rank of d (NULL: single process). Call before the first step;
+// every rank must then make the same step calls (they are collective).
+void cagnet_set_dist(CagNet* m, Dist* d);
+
 // step1 gradients of one batch into m->grads (zeroed first). rng->sample0 is
-// the global index of img's first sample.
+// the global index of img's first sample. mode NULL = the step1 stage.
 void cagnet_step1(CagNet* m,
                   const float* img,       // (B, 3, H, W)
                   const uint8_t* labels,  // (B, H, W) training indices, 255 = ignore
-                  const StepRng* rng, Step1Losses* out);
+                  const StepRng* rng, const Step1Mode* mode, Step1Losses* out);
+
+// The step1 phases of mixed / st_mixed: loss.mixed_real_ce_weight,
+// loss.mixed_fake_ce_weight, E frozen.
+Step1Mode cagnet_mode_mixed(const CagNet* m);
 
 // step2 gradients (C and G) of a generated batch of the scale-0 feature size;
-// returns the CE.
+// returns the (global) CE.
 float cagnet_step2(CagNet* m, const StepRng* rng);
 
 // The published schedules (contract §3): step1 at iteration it, and step2 in
 // the mixed stages.
 UpdatePlan cagnet_plan_step1(const CagNet* m, long it);
 UpdatePlan cagnet_plan_step2(const CagNet* m, long it);
+// The step1 phases of the mixed stages: D and G at step2's learning rate
+// (optim.mixed_lr schedule), E frozen. it counts iterations of the stage.
+UpdatePlan cagnet_plan_mixed_step1(const CagNet* m, long it_in_stage);
 void cagnet_apply(CagNet* m, const UpdatePlan* plan);
+
+// The parameter ranges the plan's optimizers update (E = backbone, ASPP and
+// CM; D = dc; G = gen), ascending, adjacent ones merged: what the trainer
+// sums across ranks. Returns how many (at most 3).
+int cagnet_update_ranges(const CagNet* m, const UpdatePlan* p,
+                         size_t* offsets,  // (3)
+                         size_t* counts);  // (3)
 
 #endif  // ZSSEG_CAGNET_H

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int zs_rank = 0;
@@ -193,4 +194,21 @@ void file_commit(const char* tmp, const char* path) {
         ZS_FAIL("check directory permissions", "cannot rename '%s' to '%s': %s", tmp, path,
                 strerror(errno));
     fsync_dir_of(path);
+}
+
+void dir_create(const char* path) {
+    char buf[4096];
+    if (strlen(path) >= sizeof buf)
+        ZS_FAIL("use a shorter path", "path too long: '%s'", path);
+    strcpy(buf, path);
+    for (char* c = buf + 1;; c++) {
+        if (*c != '/' && *c != '\0') continue;
+        char keep = *c;
+        *c = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            ZS_FAIL("check the permissions of the parent directory",
+                    "cannot create directory '%s': %s", buf, strerror(errno));
+        *c = keep;
+        if (!keep) break;
+    }
 }

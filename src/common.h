@@ -64,5 +64,7 @@ void file_write_atomic(const char* path, const void* data, size_t len);
 // The last step of an atomic write done by another writer (HDF5): fsync the
 // finished file TMP, rename it over PATH, fsync the directory.
 void file_commit(const char* tmp, const char* path);
+// mkdir -p: create PATH and its missing parents (fatal, naming the directory).
+void dir_create(const char* path);
 
 #endif  // ZSSEG_COMMON_H

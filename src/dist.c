@@ -107,6 +107,29 @@ void dist_allreduce_doubles(const Dist* d, double* v, int n) {
     mpiCheck(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, d->comm));
 }
 
+void dist_allgather_ints(const Dist* d, int* buf, int n) {
+    mpiCheck(MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, n, MPI_INT, d->comm));
+}
+
+void dist_allgather_floats(const Dist* d, float* buf, const size_t* counts) {
+    int* cnt = (int*)mallocCheck(2 * (size_t)d->world * sizeof(int));
+    int* displ = cnt + d->world;
+    size_t total = 0;
+    for (int r = 0; r < d->world; r++) {
+        if (total + counts[r] > INT_MAX)
+            ZS_FAIL("use a smaller per-rank batch (data.batch_size) or feature size "
+                    "(model.feature_dim): the gathered MMD rows must stay under 2^31 floats",
+                    "dist_allgather_floats: %zu + %zu floats exceed MPI's int offsets", total,
+                    counts[r]);
+        cnt[r] = (int)counts[r];
+        displ[r] = (int)total;
+        total += counts[r];
+    }
+    mpiCheck(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, cnt, displ, MPI_FLOAT,
+                            d->comm));
+    free(cnt);
+}
+
 uint32_t dist_agree_flags(const Dist* d, uint32_t local) {
     uint32_t all = 0;
     mpiCheck(MPI_Allreduce(&local, &all, 1, MPI_UINT32_T, MPI_BOR, d->comm));

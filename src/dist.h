@@ -72,6 +72,21 @@ void dist_allreduce_doubles(const Dist* d,
                             double* v,  // (n)
                             int n);
 
+// In place: rank r's n ints sit at buf + r*n (each rank fills its own);
+// afterwards every rank holds all of them (e.g. per-class pixel counts).
+void dist_allgather_ints(const Dist* d,
+                         int* buf,  // (world, n)
+                         int n);
+
+// In place, blocks of different sizes: rank r's counts[r] floats sit at
+// offset counts[0] + ... + counts[r-1] of buf (each rank fills its own block,
+// counts are the same on every rank); afterwards every rank holds all blocks.
+// One MPI_Allgatherv, whose int offsets limit the total to 2^31 - 1 floats
+// (8 GB); a larger total stops with an error.
+void dist_allgather_floats(const Dist* d,
+                           float* buf,  // (sum of counts)
+                           const size_t* counts);  // (world)
+
 // Bitwise OR of every rank's local flags: how a signal seen by one rank
 // reaches rank 0's decision.
 uint32_t dist_agree_flags(const Dist* d, uint32_t local);

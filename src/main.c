@@ -10,19 +10,19 @@
 #include "dataset.h"
 #include "embed.h"
 #include "synth.h"
+#include "train.h"
 #include "weights_h5.h"
 
 static const CliOption train_options[] = {
-    {"resume", 'r', "auto|PATH",
-     "continue from a checkpoint: auto = the newest in RUN_DIR/checkpoints that verifies"},
+    {"run-dir", 0, "DIR", "run directory (overrides run.out_dir)"},
     {0},
 };
 static const CliOption eval_options[] = {
-    {"ckpt", 0, "PATH", "checkpoint to evaluate (default: the newest of run.out_dir)"},
+    {"ckpt", 0, "PATH", "parameters to evaluate (default: RUN_DIR/model.h5)"},
     {0},
 };
 static const CliOption predict_options[] = {
-    {"ckpt", 0, "PATH", "checkpoint to predict with (default: the newest of run.out_dir)"},
+    {"ckpt", 0, "PATH", "parameters to predict with (default: RUN_DIR/model.h5)"},
     {"out", 'o', "DIR", "directory for the colour PNGs (default: RUN_DIR/predictions)"},
     {0},
 };
@@ -83,16 +83,16 @@ static int run_ckpt(const CliArgs* args, const Config* cfg) {
 static const CliCommand commands[] = {
     {"train", "train a model through the stages of schedule.stages",
      "Train on data.dataset with model.method, stage by stage (schedule.stages), on every rank\n"
-     "of the MPI job. Checkpoints go to run.out_dir; a killed or requeued job resumes with\n"
-     "--resume auto.",
-     NULL, 0, train_options, NULL},
+     "of the MPI job. The run directory (run.out_dir) receives the resolved config, the\n"
+     "parameters (model.h5, model_STAGE.h5), metrics.jsonl, tb/ and eval/.",
+     NULL, 0, train_options, cmd_train},
     {"eval", "evaluate a checkpoint: seen/unseen mIoU and hIoU",
      "Evaluate a checkpoint on the test list: confusion matrix over all classes, per-class IoU,\n"
      "seen and unseen mIoU and their harmonic mean hIoU.",
-     NULL, 0, eval_options, NULL},
+     NULL, 0, eval_options, cmd_eval},
     {"predict", "write colour PNG segmentations of images",
      "Segment the given images among all classes and write colour PNGs.", "IMAGE...",
-     CLI_MAX_POSITIONALS, predict_options, NULL},
+     CLI_MAX_POSITIONALS, predict_options, cmd_predict},
     {"extract", "extract pixel features of a split to HDF5",
      "Run the frozen segmentation network over a split and write its pixel features and labels\n"
      "to one HDF5 file, collectively from all ranks (ZS3Net trains on these).",

@@ -95,7 +95,10 @@ const CfgSpec cfg_schema[] = {
                "random rescale factor range [min, max] after the warp"),
     KEY_BOOL("data.flip", "true", "random horizontal flip"),
     KEY_FLOATS("data.mean", "104.008,116.669,122.675", 3, RANGE(0, 255),
-               "per-channel mean subtracted from the image, BGR order (no std division)"),
+               "per-channel mean subtracted from the image, BGR order"),
+    KEY_FLOATS("data.std", "1,1,1", 3, RANGE(0.001, 1000),
+               "per-channel divisor after the mean, BGR order: 1 for the reference's pretrained "
+               "Caffe ResNets (0-255 inputs); about 58 for a backbone trained from scratch"),
     KEY_INT("data.batch_size", "8", RANGE(1, 65536),
             "global batch: summed over ranks, each rank takes its slice"),
     KEY_INT("data.workers", "2", RANGE(0, 256),
@@ -281,6 +284,8 @@ const CfgSpec cfg_schema[] = {
     KEY_INT("log.every", "20", AT_LEAST(1), "iterations between progress lines"),
     KEY_BOOL("log.json", "true", "write metrics as JSON lines to RUN_DIR/metrics.jsonl"),
     KEY_BOOL("log.tensorboard", "true", "write TensorBoard event files to RUN_DIR/tb"),
+    KEY_BOOL("log.trace", "false",
+             "every rank writes the control records it followed to RUN_DIR/trace/rank_R.txt"),
 
     // ------------------------------------------------------------ checkpoint
     KEY_INT("checkpoint.every", "2000", AT_LEAST(0),

@@ -412,31 +412,13 @@ static int path_state(const char* path) {
     return any ? 2 : 1;
 }
 
-// mkdir -p
-static void make_dirs(const char* path) {
-    char buf[4096];
-    if (strlen(path) >= sizeof buf)
-        ZS_FAIL("use a shorter dataset path", "path too long: '%s'", path);
-    strcpy(buf, path);
-    for (char* c = buf + 1;; c++) {
-        if (*c != '/' && *c != '\0') continue;
-        char keep = *c;
-        *c = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            ZS_FAIL("check the permissions of the parent directory",
-                    "cannot create directory '%s': %s", buf, strerror(errno));
-        *c = keep;
-        if (!keep) break;
-    }
-}
-
 static void make_parent_dirs(const char* path) {
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", path);
     char* slash = strrchr(buf, '/');
     if (slash && slash != buf) {
         *slash = '\0';
-        make_dirs(buf);
+        dir_create(buf);
     }
 }
 
@@ -496,9 +478,9 @@ static void write_images(const char* dir, const SynthClasses* sc, const SynthOpt
     char path[4096];
     for (int s = 0; s < 2; s++) {
         path_fmt(path, sizeof path, "%s/images/%s", dir, split_dir[s]);
-        make_dirs(path);
+        dir_create(path);
         path_fmt(path, sizeof path, "%s/annotations/%s", dir, split_dir[s]);
-        make_dirs(path);
+        dir_create(path);
     }
     const long total = (long)o->train_images + o->test_images;
     const size_t P = (size_t)o->image_size;

@@ -116,7 +116,7 @@ static Scratch scratch_carve(const TransformConfig* tc, int H, int W, void* mem,
 }
 
 // ---------------------------------------------------------------- resampling
-// out(c, i, j) = sum_y sum_x ytaps[i] xtaps[j] src(y, x, 2 - c) - mean[c], or 0
+// out(c, i, j) = (sum_y sum_x ytaps[i] xtaps[j] src(y, x, 2 - c) - mean[c]) / std[c], or 0
 // where either axis is padding; labels by the nearest indices, or ignore.
 // Vertical pass first over the used source columns (contiguous, vectorises),
 // then the horizontal taps per output pixel.
@@ -164,9 +164,9 @@ static void resample(const TransformConfig* tc, const Scratch* s, int n, const u
                 g += xt->w[k] * px[1];
                 b += xt->w[k] * px[2];
             }
-            ob[j] = b - tc->mean_bgr[0];
-            og[j] = g - tc->mean_bgr[1];
-            orr[j] = r - tc->mean_bgr[2];
+            ob[j] = (b - tc->mean_bgr[0]) / tc->std_bgr[0];
+            og[j] = (g - tc->mean_bgr[1]) / tc->std_bgr[1];
+            orr[j] = (r - tc->mean_bgr[2]) / tc->std_bgr[2];
         }
         if (out_label) {
             const uint8_t* lrow = label + (size_t)s->ynear[i] * W;
@@ -187,6 +187,8 @@ void transform_config_from(TransformConfig* tc, const Config* cfg) {
     tc->flip = config_get_bool(cfg, "data.flip");
     const double* m = config_get_float_list(cfg, "data.mean", &n);
     for (int c = 0; c < 3; c++) tc->mean_bgr[c] = (float)m[c];
+    const double* sd = config_get_float_list(cfg, "data.std", &n);
+    for (int c = 0; c < 3; c++) tc->std_bgr[c] = (float)sd[c];
     tc->ignore = (uint8_t)config_get_int(cfg, "data.ignore_label");
 }
 

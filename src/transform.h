@@ -1,7 +1,7 @@
 // Training and test transforms of the reference code (CaGNet's
 // libs/datasets/cocostuff.py, which uses OpenCV), on one decoded sample:
 //
-//   train: BGR float, minus mean (no std); warp to warp x warp (image
+//   train: BGR float, minus mean, over data.std (1: the reference); warp to warp x warp (image
 //          cv2.INTER_LINEAR, label cv2.INTER_NEAREST); random scale s uniform
 //          in [scale_min, scale_max] by cv2.resize(fx = fy = s): side
 //          round(warp * s), source position (dst + 0.5) / s - 0.5; pad centred
@@ -38,6 +38,7 @@ typedef struct {
     float scale_min, scale_max;   // data.scale_range
     int flip;                     // data.flip
     float mean_bgr[3];            // data.mean, BGR order
+    float std_bgr[3];             // data.std, BGR order (1 = the reference: no division)
     uint8_t ignore;               // data.ignore_label: label of padded pixels
 } TransformConfig;
 

@@ -57,10 +57,10 @@ foreach(cmd train eval predict extract embed synth ckpt config)
   zsseg_cli_test(${cmd}_help 0 PATTERNS "Usage: zsseg ${cmd}" "--config FILE" "--set KEY=VALUE"
                  ARGS ${cmd} --help)
 endforeach()
-zsseg_cli_test(train_help_options 0 PATTERNS "--resume auto|PATH" ARGS train --help)
+zsseg_cli_test(train_help_options 0 PATTERNS "--run-dir DIR" ARGS train --help)
 
 # Commands not built yet validate the config first, then say so.
-foreach(cmd train eval predict extract)
+foreach(cmd extract)
   zsseg_cli_test(${cmd}_not_available 2
                  PATTERNS "zsseg ${cmd}: not yet available in this version (see the README's roadmap)"
                  ARGS ${cmd} -c configs/tiny_test.cfg)

@@ -6,8 +6,9 @@
 // - random sums agree with a double-precision hand sum and carry the same
 //   bits on every rank (ring and recursive-doubling sizes);
 // - the ranges variant touches only its ranges; broadcasts of parameters,
-//   control record and text; flag agreement; matching parameters pass the
-//   divergence check.
+//   control record and text; flag agreement; in-place gathers of ints and of
+//   uneven float blocks (one empty); matching parameters pass the divergence
+//   check.
 // With --diverge, rank 1 changes one parameter by one ulp before
 // dist_check_params: the job must abort with the documented message (a
 // separate ctest matches it).
@@ -153,6 +154,37 @@ static void check_small_collectives(const Dist* d) {
     free(got);
 }
 
+// Gathers in place: rank r fills its own block (ints: n each; floats: r + 2
+// per rank times 1000, rank 1's block empty) and every rank ends with all.
+static void check_gathers(const Dist* d) {
+    int R = d->world, n = 5;
+    int* iv = (int*)malloc((size_t)R * n * sizeof(int));
+    for (int i = 0; i < R * n; i++) iv[i] = -1;
+    for (int i = 0; i < n; i++) iv[d->rank * n + i] = 100 * d->rank + i;
+    dist_allgather_ints(d, iv, n);
+    int bad = 0;
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < n; i++) bad += iv[r * n + i] != 100 * r + i;
+    CHECK(bad == 0, "rank %d: %d gathered ints wrong", d->rank, bad);
+    free(iv);
+
+    size_t counts[64], total = 0, mine = 0;
+    for (int r = 0; r < R; r++) {
+        counts[r] = r == 1 ? 0 : (size_t)(r + 2) * 1000;
+        if (r < d->rank) mine += counts[r];
+        total += counts[r];
+    }
+    float* x = (float*)malloc(total * sizeof(float));
+    for (size_t i = 0; i < total; i++) x[i] = -1.0f;
+    for (size_t i = 0; i < counts[d->rank]; i++) x[mine + i] = exact_val(d->rank, i);
+    dist_allgather_floats(d, x, counts);
+    bad = 0;
+    for (int r = 0, off = 0; r < R; off += (int)counts[r], r++)
+        for (size_t i = 0; i < counts[r]; i++) bad += x[off + i] != exact_val(r, i);
+    CHECK(bad == 0, "rank %d: %d of %zu gathered floats wrong", d->rank, bad, total);
+    free(x);
+}
+
 // Parameters differ per rank until rank 0's are broadcast; then they pass the
 // check (or, with diverge, rank 1 moves one value by one ulp and must fail).
 static void check_params(const Dist* d, int diverge) {
@@ -187,6 +219,7 @@ int main(int argc, char** argv) {
         check_random(&d);
         check_ranges(&d);
         check_small_collectives(&d);
+        check_gathers(&d);
     }
     check_params(&d, diverge);
 

@@ -40,6 +40,20 @@ foreach(np 1 2 3)
   set_tests_properties(mpi_dist_np${np} PROPERTIES LABELS mpi TIMEOUT 60
                        ENVIRONMENT "${ZSSEG_TEST_ENV}")
 endforeach()
+# CaGNet's steps: for R = 1, 2, 3 ranks, losses and rank-summed gradients of
+# step1, step2 and mixed step1 equal the single-process global batch, and the
+# parameters stay equal over the updates (three content/MSC variants).
+add_executable(mpi_cagnet ${CMAKE_CURRENT_SOURCE_DIR}/mpi_cagnet.c)
+target_include_directories(mpi_cagnet PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(mpi_cagnet PRIVATE zsseg_core)
+foreach(np 1 2 3)
+  add_test(NAME mpi_cagnet_np${np}
+           COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} --oversubscribe
+                   ${MPIEXEC_PREFLAGS} $<TARGET_FILE:mpi_cagnet> ${MPIEXEC_POSTFLAGS})
+  set_tests_properties(mpi_cagnet_np${np} PROPERTIES LABELS mpi TIMEOUT 300
+                       ENVIRONMENT "${ZSSEG_TEST_ENV}")
+endforeach()
+
 # Divergence: rank 1 moves one parameter by one ulp; the job must abort with
 # the documented message (its exit status is non-zero, so match the text).
 foreach(np 2 3)

@@ -12,7 +12,8 @@
 #include "transform.h"
 
 static TransformConfig small_config(int warp, int crop, float smin, float smax) {
-    TransformConfig tc = {warp, crop, smin, smax, 1, {104.008f, 116.669f, 122.675f}, 255};
+    TransformConfig tc = {warp,  crop, smin, smax, 1, {104.008f, 116.669f, 122.675f},
+                          {2.0f, 4.0f, 0.5f}, 255};
     return tc;
 }
 
@@ -68,7 +69,7 @@ static void ref_train(const TransformConfig* tc, const uint8_t* rgb, const uint8
     double* img = malloc(sizeof(double) * H * W * 3);
     double* lab = malloc(sizeof(double) * H * W);
     for (int i = 0; i < H * W; i++) {
-        for (int c = 0; c < 3; c++) img[i * 3 + c] = rgb[i * 3 + 2 - c] - (double)tc->mean_bgr[c];
+        for (int c = 0; c < 3; c++) img[i * 3 + c] = (rgb[i * 3 + 2 - c] - (double)tc->mean_bgr[c]) / tc->std_bgr[c];
         lab[i] = label[i];
     }
     double* wimg = malloc(sizeof(double) * warp * warp * 3);
@@ -114,6 +115,7 @@ static void test_config(void) {
     CHECK(tc.scale_min == 0.5f && tc.scale_max == 1.5f, "scale range");
     CHECK(tc.mean_bgr[0] == 104.008f && tc.mean_bgr[1] == 116.669f && tc.mean_bgr[2] == 122.675f,
           "mean in BGR order");
+    CHECK(tc.std_bgr[0] == 1.0f && tc.std_bgr[1] == 1.0f && tc.std_bgr[2] == 1.0f, "std 1");
     config_free(cfg);
 }
 
@@ -137,9 +139,10 @@ static void test_warp_4x4_to_8x8(void) {
     transform_test(&tc, rgb, lab, 4, 4, out, ol, s, bytes);
     for (int i = 0; i < 8; i++)
         for (int j = 0; j < 8; j++) {
-            CHECK_CLOSE(out[0 * 64 + i * 8 + j], 5 + pos[j] - 104.008, 1e-4, 0, "B = 5 + x - mean_B");
-            CHECK_CLOSE(out[1 * 64 + i * 8 + j], 100 - 116.669, 1e-4, 0, "G = 100 - mean_G");
-            CHECK_CLOSE(out[2 * 64 + i * 8 + j], 20 * pos[i] + 3 * pos[j] - 122.675, 1e-4, 0,
+            CHECK_CLOSE(out[0 * 64 + i * 8 + j], (5 + pos[j] - 104.008) / 2, 1e-4, 0,
+                        "B = (5 + x - mean_B) / std_B");
+            CHECK_CLOSE(out[1 * 64 + i * 8 + j], (100 - 116.669) / 4, 1e-4, 0, "G = (100 - mean_G) / 4");
+            CHECK_CLOSE(out[2 * 64 + i * 8 + j], (20 * pos[i] + 3 * pos[j] - 122.675) / 0.5, 1e-4, 0,
                         "R = 20y + 3x - mean_R");
             CHECK(ol[i * 8 + j] == 10 * (i / 2) + j / 2, "nearest label (%d,%d) = %d", i, j, ol[i * 8 + j]);
         }
@@ -165,9 +168,9 @@ static void test_warp_5x3_to_2x2(void) {
     transform_test(&tc, rgb, lab, 5, 3, out, ol, s, bytes);
     const float want_r[4] = {15.75f, 20.25f, 65.75f, 70.25f};
     for (int k = 0; k < 4; k++) {
-        CHECK_CLOSE(out[8 + k], want_r[k] - 122.675, 1e-4, 0, "5x3->2x2 R");
-        CHECK_CLOSE(out[4 + k], -116.669, 1e-4, 0, "5x3->2x2 G");
-        CHECK_CLOSE(out[k], 200 - 104.008, 1e-4, 0, "5x3->2x2 B");
+        CHECK_CLOSE(out[8 + k], (want_r[k] - 122.675) / 0.5, 1e-4, 0, "5x3->2x2 R");
+        CHECK_CLOSE(out[4 + k], -116.669 / 4, 1e-4, 0, "5x3->2x2 G");
+        CHECK_CLOSE(out[k], (200 - 104.008) / 2, 1e-4, 0, "5x3->2x2 B");
     }
     const uint8_t want_l[4] = {0, 1, 20, 21};
     CHECK(memcmp(ol, want_l, 4) == 0, "5x3->2x2 labels %d %d %d %d", ol[0], ol[1], ol[2], ol[3]);

@@ -1,0 +1,70 @@
+// Coordinator decisions on a forced schedule: step1 (4) then mixed (10) with
+// interval 3, eval every 5, checkpoint every 6 — every field of every record
+// against the hand-written sequence.
+#include <string.h>
+
+#include "config.h"
+#include "coordinator.h"
+#include "testing.h"
+
+static Coordinator make(const char* text) {
+    Config* cfg = config_new();
+    char* err = config_load_string(cfg, text, "test");
+    CHECK(err == NULL, "config: %s", err ? err : "");
+    Coordinator c;
+    coord_init(&c, cfg);
+    config_free(cfg);
+    return c;
+}
+
+static void test_sequence(void) {
+    Coordinator c = make(
+        "schedule = { stages = [\"step1\", \"mixed\"]; step1_iters = 4; mixed_iters = 10;"
+        " mixed_interval = 3; }; eval = { every = 5; }; checkpoint = { every = 6; };");
+    CHECK(c.n == 2 && c.total == 14 && c.start[1] == 4, "layout n %d total %ld", c.n, c.total);
+    //                    it: 0  1  2  3 | 4  5  6  7  8  9 10 11 12 13
+    const int stage[14] = {0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    const int kind[14] = {0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 1};
+    const int eval[14] = {0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1};  // stage ends 3, 13; 4, 9
+    const int ckpt[14] = {0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1, 0, 1};  // stage ends; 5, 11
+    for (long i = 0; i < 14; i++) {
+        ControlRecord r = coord_decide(&c, i, 0);
+        CHECK(r.iter == i && r.stage == stage[i] && r.kind == kind[i], "it %ld: stage %d kind %d",
+              i, r.stage, r.kind);
+        CHECK(r.evaluate == eval[i] && r.checkpoint == ckpt[i], "it %ld: eval %d ckpt %d", i,
+              r.evaluate, r.checkpoint);
+        CHECK(r.stop == (i == 13), "it %ld: stop %d", i, r.stop);
+    }
+    // a stop request ends the run at once, with a checkpoint
+    ControlRecord r = coord_decide(&c, 6, COORD_FLAG_STOP);
+    CHECK(r.stop == 1 && r.checkpoint == 1 && r.flags == COORD_FLAG_STOP, "stop flag");
+    CHECK(!strcmp(coord_stage_name(c.kind[1]), "mixed") && !strcmp(coord_kind_name(1), "step2"),
+          "names");
+}
+
+static void test_empty_stage(void) {
+    // a zero-length step1 stage is skipped: iteration 0 is mixed's first
+    Coordinator c = make(
+        "schedule = { stages = [\"step1\", \"mixed\"]; step1_iters = 0; mixed_iters = 4;"
+        " mixed_interval = 1; };");
+    long it = -1;
+    CHECK(coord_stage_of(&c, 0, &it) == 1 && it == 0, "stage of 0: it %ld", it);
+    const int kind[4] = {0, 1, 0, 1};
+    for (long i = 0; i < 4; i++) CHECK(coord_decide(&c, i, 0).kind == kind[i], "kind at %ld", i);
+}
+
+static void st_stage(void) { make("schedule = { stages = [\"step1\", \"st\"]; };"); }
+
+static void test_st_refused(void) {
+    char buf[8192];
+    int rc = t_run_child(st_stage, 2, buf, sizeof buf);
+    CHECK(rc == 1 && strstr(buf, "'st' is not available yet") && strstr(buf, "schedule.stages"),
+          "st stage refused with a clear message (rc %d): %s", rc, buf);
+}
+
+int main(void) {
+    test_sequence();
+    test_empty_stage();
+    test_st_refused();
+    return t_report("test_coordinator");
+}

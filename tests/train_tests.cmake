@@ -1,0 +1,19 @@
+# End-to-end training tests: the zsseg binary under mpirun on a tiny synthetic
+# dataset (label "train"). Included from tests/CMakeLists.txt.
+
+add_executable(h5_compare ${CMAKE_CURRENT_SOURCE_DIR}/h5_compare.c)
+target_link_libraries(h5_compare PRIVATE zsseg_core)
+
+# World-size independence: 1, 2 and 3 ranks, same global batch.
+add_test(NAME train_world_size_equivalence
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/train_equiv.sh $<TARGET_FILE:zsseg>
+                 $<TARGET_FILE:h5_compare> ${CMAKE_CURRENT_BINARY_DIR}/train_equiv)
+set_tests_properties(train_world_size_equivalence PROPERTIES LABELS "train;mpi" TIMEOUT 600
+                     ENVIRONMENT "${ZSSEG_TEST_ENV}")
+
+# Coordinator: every rank follows the same forced step-kind sequence.
+add_test(NAME train_coordinator_trace
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/train_trace.sh $<TARGET_FILE:zsseg>
+                 ${CMAKE_CURRENT_BINARY_DIR}/train_trace)
+set_tests_properties(train_coordinator_trace PROPERTIES LABELS "train;mpi" TIMEOUT 300
+                     ENVIRONMENT "${ZSSEG_TEST_ENV}")
