@@ -75,12 +75,14 @@ static void build_optimizers(CagNet* m) {
     }
     g[n++] = (ParamGroup){"cm", pt->region_lo[REGION_CM], pt->region_n[REGION_CM],
                           (float)config_get_float(cfg, "optim.lr_mult_cm"), wd};
-    SgdConfig sgd = {(float)config_get_float(cfg, "optim.momentum")};
-    optimizer_init_sgd(&m->opt_e, sgd, g, n, pt->total);
-    free(g);
-
     AdamConfig adam = {(float)config_get_float(cfg, "optim.adam_beta1"),
                        (float)config_get_float(cfg, "optim.adam_beta2"), 1e-8f};
+    SgdConfig sgd = {(float)config_get_float(cfg, "optim.momentum")};
+    if (config_is(cfg, "optim.e_optimizer", "adam"))
+        optimizer_init_adam(&m->opt_e, adam, g, n, pt->total);
+    else
+        optimizer_init_sgd(&m->opt_e, sgd, g, n, pt->total);
+    free(g);
     ParamGroup d = {"dc", pt->region_lo[REGION_DC], pt->region_n[REGION_DC], 1.0f,
                     (float)config_get_float(cfg, "optim.d_weight_decay")};
     ParamGroup gg = {"gen", pt->region_lo[REGION_GEN], pt->region_n[REGION_GEN], 1.0f,

@@ -164,6 +164,9 @@ const CfgSpec cfg_schema[] = {
 
     // ------------------------------------------------------------ optim
     KEY_FLOAT("optim.lr", "0.00025", AT_LEAST(0), "E+CM SGD learning rate (poly decay)"),
+    KEY_CHOICE("optim.e_optimizer", "sgd", "sgd|adam",
+               "E+CM optimizer: sgd as published (pretrained backbones); adam (same lr, groups "
+               "and decay) trains a backbone from scratch far faster, e.g. the synthetic demo"),
     KEY_FLOAT("optim.momentum", "0.9", OPEN_MAX(0, 1), "E+CM SGD momentum"),
     KEY_FLOAT("optim.weight_decay", "0.0005", AT_LEAST(0),
               "E+CM weight decay (not applied to ASPP biases)"),

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "coordinator.h"
@@ -74,8 +75,14 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
     dist_broadcast_params(&r.d, m.params, m.pt.total);
 
     if (r.d.rank == 0) {
-        dir_create(r.out_dir);
         char path[4096];
+        // never overwrite a finished or running run's parameters
+        snprintf(path, sizeof path, "%s/model.h5", r.out_dir);
+        if (access(path, F_OK) == 0)
+            ZS_FAIL("train into a new directory (--run-dir DIR) or move the old run away; "
+                    "resuming a run arrives with checkpoints (README roadmap)",
+                    "run directory '%s' already holds trained parameters (%s)", r.out_dir, path);
+        dir_create(r.out_dir);
         snprintf(path, sizeof path, "%s/config.cfg", r.out_dir);
         file_write_atomic(path, r.cfg_text, strlen(r.cfg_text));
         snprintf(path, sizeof path, "%s/eval", r.out_dir);

@@ -16,7 +16,7 @@ set_data=(--set "data.root=\"$work/data\"" --set "data.classes=\"$work/data/clas
           --set "run.out_dir=\"$work/run\"")
 mpirun --oversubscribe -np 2 "$zsseg" train -c configs/tiny_test.cfg "${set_data[@]}" \
   --set schedule.step1_iters=4 --set schedule.mixed_iters=14 --set schedule.mixed_interval=3 \
-  --set log.trace=true > "$work/train.log" 2>&1 || { cat "$work/train.log"; exit 1; }
+  --set log.trace=true --set log.tensorboard=true > "$work/train.log" 2>&1 || { cat "$work/train.log"; exit 1; }
 {
   for i in 0 1 2 3; do echo "$i step1 step1"; done
   for k in 1 2 3 4 5 6 7 8 9 10 11 12 13 14; do
@@ -29,6 +29,30 @@ for r in 0 1; do
     { echo "FAIL: rank $r followed a different sequence"; exit 1; }
 done
 echo "both ranks followed the expected 18-record sequence"
+
+# metrics.jsonl and the TensorBoard file (read by an independent decoder) hold
+# the same progress records and both evaluations (iterations 4 and 18)
+ev=$(ls "$work/run/tb"/events.out.tfevents.*)
+python3 tests/tb_read.py "$ev" > "$work/tb.txt" || { echo "FAIL: tb_read.py rejects $ev"; exit 1; }
+for tag in L_D ce_step2 lr_d img/s eval/hiou eval/unseen_miou; do
+  grep -qP "\t$tag\t" "$work/tb.txt" || { echo "FAIL: no $tag scalar in $ev"; exit 1; }
+done
+[ "$(grep -cP '\teval/hiou\t' "$work/tb.txt")" -eq 2 ] || { echo "FAIL: expected 2 evaluations"; exit 1; }
+[ "$(grep -c '"eval/hiou"' "$work/run/metrics.jsonl")" -eq 2 ] ||
+  { echo "FAIL: metrics.jsonl lacks the 2 evaluations"; exit 1; }
+[ "$(grep -c '"kind": *"step2"' "$work/run/metrics.jsonl")" -ge 1 ] ||
+  { echo "FAIL: metrics.jsonl lacks step2 records"; exit 1; }
+echo "metrics.jsonl and $(basename "$ev") hold the progress records and 2 evaluations"
+
+# a second run into the same directory is refused, the parameters untouched
+sum=$(md5sum < "$work/run/model.h5")
+if "$zsseg" train -c configs/tiny_test.cfg "${set_data[@]}" > "$work/again.log" 2>&1; then
+  echo "FAIL: training into a finished run directory was accepted"; exit 1
+fi
+grep -q "already holds trained parameters" "$work/again.log" &&
+  [ "$(md5sum < "$work/run/model.h5")" = "$sum" ] ||
+  { echo "FAIL: expected a refusal that keeps model.h5"; cat "$work/again.log"; exit 1; }
+echo "a second train into the run directory is refused; model.h5 unchanged"
 
 last=$(grep -E '^ *pixel acc' "$work/train.log" | tail -1 | sed 's/^ *//')
 [ -n "$last" ] || { echo "FAIL: no evaluation summary in the training log"; cat "$work/train.log"; exit 1; }
