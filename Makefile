@@ -67,7 +67,9 @@ demo: build-cpu
 	  $$(ls data/synthetic/images/val2017/*.jpg | head -3)
 	@echo; echo "zsseg demo: run directory $(DEMO_RUN): config.cfg, model.h5, metrics.jsonl, tb/,"; \
 	echo "  eval/ (per-class tables), predictions/ (segmentation, overlay and legend per image)"; \
-	cat $(DEMO_RUN)/eval/summary.txt 2>/dev/null || true
+	for f in $(DEMO_RUN)/eval/eval_*.txt; do \
+	  it=$$(basename $$f .txt | sed 's/eval_0*//'); echo "after iteration $$it: $$(tail -1 $$f)"; \
+	done
 
 clean:
 	rm -rf build
