@@ -1,7 +1,8 @@
 # Front door. `make demo` and `make test` install missing Debian packages,
 # configure and build under build/, then run. Everything real lives in CMake.
 PKGS := build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev \
-        hdf5-tools libconfig-dev libopenblas-dev libturbojpeg0-dev libpng-dev python3
+        hdf5-tools libconfig-dev libopenblas-dev libturbojpeg0-dev libpng-dev python3 \
+        slurm-wlm
 JOBS ?= $(shell nproc)
 NVCC := $(shell command -v nvcc 2>/dev/null)
 CMAKE_FLAGS ?=

@@ -5,6 +5,7 @@
 #include <hdf5.h>
 #include <libgen.h>
 #include <mpi.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,3 +213,25 @@ void dir_create(const char* path) {
         if (!keep) break;
     }
 }
+
+// ---------------------------------------------------------------- checksums
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_table_init(void) {
+    for (uint32_t b = 0; b < 256; b++) {
+        uint32_t c = b;
+        for (int i = 0; i < 8; i++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+        crc_table[b] = c;
+    }
+}
+
+uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n) {
+    pthread_once(&crc_once, crc_table_init);
+    const uint8_t* p = (const uint8_t*)data;
+    uint32_t c = ~crc;
+    for (size_t i = 0; i < n; i++) c = crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    return ~c;
+}
+
+uint32_t crc32c(const void* data, size_t n) { return crc32c_extend(0, data, n); }

@@ -5,6 +5,7 @@
 #define ZSSEG_COMMON_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 // ---------------------------------------------------------------- process state
@@ -66,5 +67,13 @@ void file_write_atomic(const char* path, const void* data, size_t len);
 void file_commit(const char* tmp, const char* path);
 // mkdir -p: create PATH and its missing parents (fatal, naming the directory).
 void dir_create(const char* path);
+
+// ---------------------------------------------------------------- checksums
+// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), table-driven: the
+// TensorBoard record checksum and the checkpoint dataset checksum.
+// crc32c_extend continues a CRC over more bytes:
+// crc32c(ab) == crc32c_extend(crc32c(a), b), crc32c(x) == crc32c_extend(0, x).
+uint32_t crc32c(const void* data, size_t n);
+uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n);
 
 #endif  // ZSSEG_COMMON_H

@@ -5,16 +5,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "cli.h"
 #include "config.h"
 #include "dataset.h"
 #include "embed.h"
+#include "extract.h"
+#include "signals.h"
 #include "synth.h"
 #include "train.h"
 #include "weights_h5.h"
 
 static const CliOption train_options[] = {
     {"run-dir", 0, "DIR", "run directory (overrides run.out_dir)"},
+    {"resume", 'r', "auto|PATH|none",
+     "auto (default): continue from RUN_DIR/ckpt/latest if it verifies (else the newest "
+     "that does); PATH: that checkpoint; none: start fresh (the run directory must be new)"},
     {0},
 };
 static const CliOption eval_options[] = {
@@ -27,9 +33,10 @@ static const CliOption predict_options[] = {
     {0},
 };
 static const CliOption extract_options[] = {
-    {"ckpt", 0, "PATH", "checkpoint of the segmentation network"},
+    {"ckpt", 0, "PATH", "parameters of the segmentation network (default: RUN_DIR/model.h5)"},
     {"split", 0, "train|test", "which image list to extract (default: train)"},
     {"out", 'o', "FILE", "features HDF5 file (default: RUN_DIR/features_SPLIT.h5)"},
+    {"max-per-class", 0, "N", "keep at most N rows per class, a seeded random subsample"},
     {0},
 };
 static const CliOption embed_options[] = {
@@ -70,13 +77,19 @@ static int run_ckpt(const CliArgs* args, const Config* cfg) {
                 "zsseg ckpt: expected 'info PATH' or 'verify PATH' (see zsseg ckpt --help)\n");
         return CLI_EXIT_USAGE;
     }
+    const char* path = args->positionals[1];
     if (strcmp(sub, "verify") == 0) {
-        fprintf(stderr,
-                "zsseg ckpt verify: not yet available in this version (see the README's "
-                "roadmap)\n");
-        return CLI_EXIT_USAGE;
+        int n = 0;
+        char* err = ckpt_verify_count(path, &n);
+        if (err) {
+            fprintf(stderr, "zsseg ckpt verify: %s\n", err);
+            free(err);
+            return 1;
+        }
+        printf("%s: ok (%d datasets verified)\n", path, n);
+        return fflush(stdout) == 0 ? 0 : 1;
     }
-    weights_list_h5(args->positionals[1], stdout);
+    ckpt_print_info(path, stdout);
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
@@ -96,7 +109,7 @@ static const CliCommand commands[] = {
     {"extract", "extract pixel features of a split to HDF5",
      "Run the frozen segmentation network over a split and write its pixel features and labels\n"
      "to one HDF5 file, collectively from all ranks (ZS3Net trains on these).",
-     NULL, 0, extract_options, NULL},
+     NULL, 0, extract_options, cmd_extract},
     {"embed", "build the class embedding HDF5 from word-vector files",
      "Concatenate the word vectors of data.word_vectors for the classes of data.classes,\n"
      "L2-normalise each row, and write the class embedding HDF5.",
@@ -121,5 +134,7 @@ static const CliCommand commands[] = {
 };
 
 int main(int argc, char** argv) {
+    // before anything slow: SLURM's warning signal may come at job start
+    if (argc > 1 && strcmp(argv[1], "train") == 0) signals_install();
     return cli_main(argc, argv, commands, (int)(sizeof commands / sizeof commands[0]));
 }

@@ -2,7 +2,6 @@
 #include "tb_events.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,24 +22,6 @@ struct TbWriter {
 };
 
 // ---------------------------------------------------------------- CRC-32C
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_table_init(void) {
-    for (uint32_t b = 0; b < 256; b++) {
-        uint32_t c = b;
-        for (int i = 0; i < 8; i++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
-        crc_table[b] = c;
-    }
-}
-
-uint32_t tb_crc32c(const uint8_t* data, size_t n) {
-    pthread_once(&crc_once, crc_table_init);
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) c = crc_table[(c ^ data[i]) & 0xFF] ^ (c >> 8);
-    return ~c;
-}
-
 // TFRecord masking, so that a CRC stored next to the data it covers does not
 // make CRCs of CRCs degenerate
 static uint32_t crc_mask(uint32_t c) { return ((c >> 15) | (c << 17)) + 0xa282ead8u; }
@@ -98,8 +79,8 @@ static double wall_time(void) {
 static void write_record(TbWriter* w, const uint8_t* data, size_t n) {
     uint8_t head[12], tail[4];
     put_le(head, n, 8);
-    put_le(head + 8, crc_mask(tb_crc32c(head, 8)), 4);
-    put_le(tail, crc_mask(tb_crc32c(data, n)), 4);
+    put_le(head + 8, crc_mask(crc32c(head, 8)), 4);
+    put_le(tail, crc_mask(crc32c(data, n)), 4);
     fwriteCheck(head, 1, sizeof head, w->fp, w->path);
     fwriteCheck(data, 1, n, w->fp, w->path);
     fwriteCheck(tail, 1, sizeof tail, w->fp, w->path);

@@ -31,8 +31,6 @@ void tb_close(TbWriter* w);
 // Path of the event file.
 const char* tb_path(const TbWriter* w);
 
-// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), table-driven.
-uint32_t tb_crc32c(const uint8_t* data, size_t n);
 // Protobuf base-128 varint of v into out (at least 10 bytes); returns its length.
 size_t tb_varint(uint8_t* out, uint64_t v);
 

@@ -6,12 +6,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "common.h"
 #include "coordinator.h"
 #include "evaluate.h"
 #include "loader.h"
 #include "predict.h"
 #include "run.h"
+#include "signals.h"
 #include "train_log.h"
 #include "weights_h5.h"
 
@@ -49,6 +51,107 @@ static void log_start(const RunContext* r, const CagNet* m, const Dataset* train
                  c->start[s] + c->iters[s] - 1);
 }
 
+// Config keys a resumed run may change: where things are and how often
+// they are logged, evaluated or saved, and how long stages run.
+static const char* const resume_allowed[] = {
+    "log.", "eval.", "checkpoint.", "run.out_dir", "run.threads", "run.device", "data.root",
+    "data.train_list", "data.test_list", "data.classes", "data.seen", "data.unseen",
+    "data.embedding", "data.word_vectors", "data.workers", "data.max_bad_fraction",
+    "model.pretrained", "dist.", "schedule.step1_iters", "schedule.mixed_iters",
+    "schedule.st_iters", "schedule.st_mixed_iters", NULL};
+
+static int file_exists(const char* path) { return access(path, F_OK) == 0; }
+
+// Rank 0: the checkpoint to resume from ("" = start fresh) for --resume
+// auto|PATH|none. A fresh start never reuses a directory holding a run.
+static char* choose_checkpoint(const RunContext* r, const char* resume) {
+    char** list = NULL;
+    int n = ckpt_list(r->out_dir, &list);
+    char* chosen = NULL;
+    if (strcmp(resume, "none") != 0 && strcmp(resume, "auto") != 0) {
+        char* err = ckpt_verify(resume);
+        if (err) ZS_FAIL("pick another checkpoint (zsseg ckpt verify PATH checks one)", "%s", err);
+        chosen = strdup(resume);
+    } else if (strcmp(resume, "auto") == 0) {
+        for (int i = 0; i < n && !chosen; i++) {
+            char* err = ckpt_verify(list[i]);
+            if (!err) {
+                chosen = strdup(list[i]);
+            } else {
+                log_warn("skipping checkpoint %s: %s", list[i], err);
+                free(err);
+            }
+        }
+        if (n > 0 && !chosen)
+            ZS_FAIL("check the disk; to start over use a new --run-dir",
+                    "none of the %d checkpoints in %s/ckpt verifies", n, r->out_dir);
+    }
+    char model[4096];
+    snprintf(model, sizeof model, "%s/model.h5", r->out_dir);
+    if (!chosen && (n > 0 || file_exists(model)))
+        ZS_FAIL("resume with --resume auto, or train into a new directory (--run-dir DIR)",
+                "run directory '%s' already holds a run (%s); --resume none never overwrites it",
+                r->out_dir, n > 0 ? list[0] : model);
+    for (int i = 0; i < n; i++) free(list[i]);
+    free(list);
+    return chosen ? chosen : strdup("");
+}
+
+// Every rank: parameters, optimizer states and the loader position of the
+// checkpoint; rank 0 refuses a config that changed outside resume_allowed.
+static void resume_from(const RunContext* r, CagNet* m, Loader* loader, const char* path,
+                        CkptState* st) {
+    char* text = NULL;
+    ckpt_load(path, m, st, &text);
+    if (r->d.rank == 0) {
+        Config* old = config_new();
+        char* err = config_load_string(old, text, path);
+        if (err) ZS_FAIL("the checkpoint's /config is damaged; resume from another one", "%s", err);
+        char* diff = config_diff(old, r->cfg, resume_allowed);
+        if (diff)
+            ZS_FAIL("resume with the checkpoint's config (h5dump -d /config FILE), or start a "
+                    "new run in a new --run-dir",
+                    "the config differs from the one %s was trained with:\n%s", path, diff);
+        config_free(old);
+    }
+    free(text);
+    loader_set_state(loader, (LoaderState){st->data_epoch, st->data_cursor});
+    log_info("resumed from %s: iteration %ld (stage %d, %ld into it), data epoch %ld cursor %ld, "
+             "saved by %d rank(s)",
+             path, st->iter, st->stage, st->iter_in_stage, st->data_epoch, st->data_cursor,
+             st->world_size);
+}
+
+// Rank 0: checkpoint after global iteration `iter`, plus the parameter files
+// eval/predict read (model.h5 always, model_<stage>.h5 at a stage's end).
+static void save_checkpoint(const RunContext* r, const CagNet* m, const Coordinator* co,
+                            Loader* loader, long iter, double best) {
+    if (r->d.rank != 0) return;
+    CkptState st;
+    memset(&st, 0, sizeof st);
+    st.iter = iter + 1;
+    int s = st.iter < co->total ? coord_stage_of(co, st.iter, &st.iter_in_stage) : co->n - 1;
+    if (st.iter >= co->total) st.iter_in_stage = co->iters[s];
+    st.stage = s;
+    st.mixed_pos = st.iter_in_stage % (2 * co->interval);
+    LoaderState ls = loader_get_state(loader);
+    st.data_epoch = ls.epoch, st.data_cursor = ls.cursor;
+    st.seed = (uint64_t)config_get_int(r->cfg, "run.seed");
+    st.best_metric = best;
+    st.world_size = r->d.world;
+    char path[4096];
+    ckpt_save(r->out_dir, &st, m, r->cfg_text, config_get_int(r->cfg, "checkpoint.keep"),
+              config_get_int(r->cfg, "checkpoint.keep_every"), path, sizeof path);
+    save_params(r, m, "model.h5");
+    long it = 0;
+    int stage = coord_stage_of(co, iter, &it);
+    if (it + 1 == co->iters[stage]) {
+        char name[64];
+        snprintf(name, sizeof name, "model_%s.h5", coord_stage_name(co->kind[stage]));
+        save_params(r, m, name);
+    }
+}
+
 int cmd_train(const CliArgs* args, const Config* cfg0) {
     const char* sets[1];
     int nsets = 0;
@@ -58,12 +161,17 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
         snprintf(set_dir, sizeof set_dir, "run.out_dir=\"%s\"", dir);
         sets[nsets++] = set_dir;
     }
+    const char* resume = cli_option(args, "resume");
+    if (!resume) resume = "auto";
     RunContext r;
     run_open(&r, cfg0, sets, nsets);
     const Config* cfg = r.cfg;
     Coordinator co;
     coord_init(&co, cfg);
 
+    char* chosen = r.d.rank == 0 ? choose_checkpoint(&r, resume) : NULL;
+    char* ckpt = dist_broadcast_text(&r.d, chosen);
+    free(chosen);
     Dataset train, test;
     dataset_open(&train, cfg, &r.cs, DATASET_TRAIN);
     dataset_open(&test, cfg, &r.cs, DATASET_TEST);
@@ -72,16 +180,14 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
     int crop = config_get_int(cfg, "data.crop_size");
     CagNet m;
     run_model_init(&r, &m, B, crop, crop);
+    CkptState st;
+    memset(&st, 0, sizeof st);
+    st.best_metric = -1.0;
+    if (*ckpt) resume_from(&r, &m, loader, ckpt, &st);
     dist_broadcast_params(&r.d, m.params, m.pt.total);
 
     if (r.d.rank == 0) {
         char path[4096];
-        // never overwrite a finished or running run's parameters
-        snprintf(path, sizeof path, "%s/model.h5", r.out_dir);
-        if (access(path, F_OK) == 0)
-            ZS_FAIL("train into a new directory (--run-dir DIR) or move the old run away; "
-                    "resuming a run arrives with checkpoints (README roadmap)",
-                    "run directory '%s' already holds trained parameters (%s)", r.out_dir, path);
         dir_create(r.out_dir);
         snprintf(path, sizeof path, "%s/config.cfg", r.out_dir);
         file_write_atomic(path, r.cfg_text, strlen(r.cfg_text));
@@ -95,25 +201,31 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
         if (r.d.rank == 0) dir_create(path);
         mpiCheck(MPI_Barrier(r.d.comm));
         snprintf(path, sizeof path, "%s/trace/rank_%d.txt", r.out_dir, r.d.rank);
-        trace = fopenCheck(path, "w");
+        trace = fopenCheck(path, "a");
     }
     log_start(&r, &m, &train, &test, &co);
 
     TrainLog tl;
-    train_log_open(&tl, cfg, &r.d, r.out_dir, co.total, 0);
+    train_log_open(&tl, cfg, &r.d, r.out_dir, co.total, st.iter);
     size_t bucket = (size_t)(config_get_float(cfg, "dist.bucket_mb") * 1048576.0 / 4.0);
     if (bucket == 0) bucket = 1;
     long check_every = config_get_int(cfg, "dist.check_every");
     uint64_t seed = (uint64_t)config_get_int(cfg, "run.seed");
     char eval_dir[4096];
     snprintf(eval_dir, sizeof eval_dir, "%s/eval", r.out_dir);
+    double best = st.best_metric;
+    int signal_seen = 0;
+    long iter = st.iter;
     double t0 = MPI_Wtime();
 
-    for (long iter = 0; iter < co.total; iter++) {
+    for (; iter < co.total; iter++) {
+        signals_fault_injection(iter, r.d.rank);
+        // a signal on any rank reaches rank 0's decision through the agreed flags
+        uint32_t flags = dist_agree_flags(&r.d, signals_pending() ? COORD_FLAG_STOP : 0);
         ControlRecord rec;
         memset(&rec, 0, sizeof rec);
         if (r.d.rank == 0) {
-            rec = coord_decide(&co, iter, 0);
+            rec = coord_decide(&co, iter, flags);
             UpdatePlan p = plan_of(&m, &co, &rec);
             rec.lr_e = p.update_e ? p.lr_e : 0.0f;
             rec.lr_d = p.update_d ? p.lr_d : 0.0f;
@@ -147,31 +259,41 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
         train_log_maybe_flush(&tl, &rec, coord_stage_name(stage),
                               coord_kind_name((StepKind)rec.kind));
 
-        if (rec.checkpoint) {
-            save_params(&r, &m, "model.h5");
-            long it = rec.iter - co.start[rec.stage];
-            if (it + 1 == co.iters[rec.stage]) {
-                char name[64];
-                snprintf(name, sizeof name, "model_%s.h5", coord_stage_name(stage));
-                save_params(&r, &m, name);
-            }
-        }
         if (rec.evaluate) {
             Metrics mt;
             evaluate_run(&m, cfg, &r.cs, &test, &r.d, eval_dir, rec.iter + 1, &mt);
             train_log_eval(&tl, rec.iter, coord_stage_name(stage), &mt);
+            if (mt.hiou > best) best = mt.hiou;
         }
-        if (rec.stop) break;
+        if (rec.checkpoint) save_checkpoint(&r, &m, &co, loader, iter, best);
+        if (rec.stop) {
+            iter++;
+            signal_seen = (rec.flags & COORD_FLAG_STOP) && iter < co.total;
+            break;
+        }
     }
     double wall = MPI_Wtime() - t0;
-    if (r.d.rank == 0)
-        log_info("training done: %ld iterations in %.1f s; gradient allreduce %.2f s (%.1f%%), "
-                 "%llu calls, %.1f MiB summed; parameters in %s/model.h5",
-                 co.total, wall, r.d.allreduce_s, wall > 0 ? 100.0 * r.d.allreduce_s / wall : 0.0,
+    if (r.d.rank == 0) {
+        log_info("%s: %ld iterations in %.1f s; gradient allreduce %.2f s (%.1f%%), %llu calls, "
+                 "%.1f MiB summed; parameters in %s/model.h5",
+                 signal_seen ? "stopped by a signal" : "training done", iter - st.iter, wall,
+                 r.d.allreduce_s, wall > 0 ? 100.0 * r.d.allreduce_s / wall : 0.0,
                  (unsigned long long)r.d.allreduce_calls,
                  (double)r.d.allreduce_bytes / 1048576.0, r.out_dir);
+        char path[4096];
+        if (signal_seen) {
+            log_info("checkpoint of iteration %ld written; run the same command to resume", iter);
+        } else {
+            // what batch scripts test to tell "finished" from "stopped, requeue me"
+            char done[64];
+            int n = snprintf(done, sizeof done, "%ld\n", iter);
+            snprintf(path, sizeof path, "%s/DONE", r.out_dir);
+            file_write_atomic(path, done, (size_t)n);
+        }
+    }
     train_log_close(&tl);
     if (trace) fcloseCheck(trace, "trace file");
+    free(ckpt);
     cagnet_free(&m);
     loader_close(loader);
     dataset_free(&train);

@@ -59,12 +59,58 @@ foreach(cmd train eval predict extract embed synth ckpt config)
 endforeach()
 zsseg_cli_test(train_help_options 0 PATTERNS "--run-dir DIR" ARGS train --help)
 
-# Commands not built yet validate the config first, then say so.
-foreach(cmd extract)
-  zsseg_cli_test(${cmd}_not_available 2
-                 PATTERNS "zsseg ${cmd}: not yet available in this version (see the README's roadmap)"
-                 ARGS ${cmd} -c configs/tiny_test.cfg)
-endforeach()
+# ---------------------------------------------------------------- extract
+# A tiny run (synth, 2 step1 iterations), then the features store from 2
+# ranks: the test split to -o FILE, the training split capped at 5 rows per
+# class into the default RUN_DIR/features_train.h5 (6 seen classes: 30 rows),
+# each listed back by `ckpt info`; a missing checkpoint and option errors.
+set(ZSSEG_CLI_EXTRACT [=[
+zsseg=$1 mpiexec=$2 work=$3
+fail() { echo "FAIL: $*"; exit 1; }
+expect() {  # expect OUTPUT PATTERN...: every pattern as a fixed string
+  local out=$1; shift
+  for p in "$@"; do printf '%s\n' "$out" | grep -qF -- "$p" || fail "output lacks: $p"; done
+}
+rm -rf "$work" && mkdir -p "$work" || exit 1
+"$zsseg" synth -c configs/tiny_test.cfg -o "$work/data" > "$work/synth.log" 2>&1 || fail "synth"
+set_data=(-c configs/tiny_test.cfg --set "data.root=\"$work/data\""
+          --set "data.classes=\"$work/data/classes.tsv\"" --set "data.seen=\"$work/data/seen.txt\""
+          --set "data.unseen=\"$work/data/unseen.txt\"" --set "run.out_dir=\"$work/run\"")
+"$zsseg" train "${set_data[@]}" --set 'schedule.stages=["step1"]' --set schedule.step1_iters=2 \
+  > "$work/train.log" 2>&1 || { cat "$work/train.log"; fail "train"; }
+out=$("$mpiexec" --oversubscribe -np 2 "$zsseg" extract "${set_data[@]}" --split test \
+      -o "$work/test.h5" 2>&1) || { printf '%s\n' "$out"; fail "extract --split test"; }
+printf '%s\n' "$out"
+expect "$out" "parameters from $work/run/model.h5" "from 8 test images" "wrote $work/test.h5 ("
+[ -s "$work/test.h5" ] && [ ! -e "$work/test.h5.tmp" ] || fail "no $work/test.h5, or its .tmp left"
+rows=$(printf '%s\n' "$out" | sed -n 's/^extract: \([0-9]*\) rows (D = 16, .*/\1/p')
+[ -n "$rows" ] && [ "$rows" -gt 0 ] || fail "no row count in the log"
+expect "$("$zsseg" ckpt info "$work/test.h5")" "/features" "float32  ($rows, 16)" "/latent" \
+  "uint8    ($rows)" "int32    ($rows)"
+out=$("$mpiexec" --oversubscribe -np 2 "$zsseg" extract "${set_data[@]}" --max-per-class 5 2>&1) ||
+  { printf '%s\n' "$out"; fail "extract --max-per-class 5"; }
+printf '%s\n' "$out"
+expect "$out" "extract: 30 rows (D = 16, 6 of 8 classes, subsampled) from 16 training images" \
+  "wrote $work/run/features_train.h5 ("
+expect "$("$zsseg" ckpt info "$work/run/features_train.h5")" "float32  (30, 16)" "uint8    (30)"
+out=$("$zsseg" extract "${set_data[@]}" --ckpt "$work/none.h5" 2>&1) && fail "a missing --ckpt was accepted"
+expect "$out" "cannot read weights file '$work/none.h5'" "HINT:"
+echo "extract ok"
+]=])
+add_test(NAME cli_extract
+         COMMAND bash -c "${ZSSEG_CLI_EXTRACT}" bash $<TARGET_FILE:zsseg> ${MPIEXEC_EXECUTABLE}
+                 ${CMAKE_CURRENT_BINARY_DIR}/extract_cli
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(cli_extract PROPERTIES LABELS "cli;mpi" TIMEOUT 120
+                     ENVIRONMENT "${ZSSEG_TEST_ENV}")
+zsseg_cli_test(extract_bad_split 2 PATTERNS "zsseg extract: --split val: expected train or test"
+               ARGS extract --split val)
+zsseg_cli_test(extract_bad_cap 2
+               PATTERNS "zsseg extract: --max-per-class 0: expected a positive integer"
+               ARGS extract --max-per-class 0)
+zsseg_cli_test(extract_help_options 0 PATTERNS "--ckpt PATH" "--split train|test" "--out FILE"
+                                               "--max-per-class N"
+               ARGS extract --help)
 zsseg_cli_test(train_bad_config 2
                PATTERNS "bad_unknown_key.cfg:4: unknown key 'data.crop_siz' (did you mean 'data.crop_size'?)"
                ARGS train -c tests/configs/bad_unknown_key.cfg)

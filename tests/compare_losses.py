@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """compare_losses.py A.jsonl B.jsonl RTOL: the training records (kind step1 or
-step2) of two metrics.jsonl files must have the same steps, kinds and keys,
+step2; of a step logged twice, as a resumed run does after a kill, the last)
+of two metrics.jsonl files must have the same steps, kinds and keys,
 and every loss value (keys not starting with lr_, img/s, s/it) must agree
 within RTOL relative (absolute 1e-7 floor). Learning rates must match exactly.
 Prints the worst difference; exit 0 ok, 1 on a mismatch."""
@@ -9,13 +10,13 @@ import sys
 
 
 def records(path):
-    out = []
+    by_step = {}
     with open(path) as f:
         for line in f:
             r = json.loads(line)
             if r.get("kind") in ("step1", "step2"):
-                out.append(r)
-    return out
+                by_step[r["step"]] = r
+    return [by_step[k] for k in sorted(by_step)]
 
 
 def main():

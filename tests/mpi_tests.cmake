@@ -66,3 +66,17 @@ foreach(np 2 3)
       "parameters diverged at iteration 17: rank 1 checksum [0-9a-f]+ differs from rank 0's [0-9a-f]+ \\(1 of ${np} ranks differ\\)"
     FAIL_REGULAR_EXPRESSION "checks passed")
 endforeach()
+
+# Features store: for R = 1, 2, 3 ranks the collectively written HDF5 file
+# equals the one-rank file bit for bit, whose rows equal a serial
+# recomputation; --max-per-class keeps min(N_c, cap) rows by the seeded rule.
+add_executable(mpi_extract ${CMAKE_CURRENT_SOURCE_DIR}/mpi_extract.c)
+target_include_directories(mpi_extract PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(mpi_extract PRIVATE zsseg_core)
+foreach(np 1 2 3)
+  add_test(NAME mpi_extract_np${np}
+           COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} --oversubscribe
+                   ${MPIEXEC_PREFLAGS} $<TARGET_FILE:mpi_extract> ${MPIEXEC_POSTFLAGS})
+  set_tests_properties(mpi_extract_np${np} PROPERTIES LABELS mpi TIMEOUT 120
+                       ENVIRONMENT "${ZSSEG_TEST_ENV}")
+endforeach()

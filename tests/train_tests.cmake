@@ -17,3 +17,11 @@ add_test(NAME train_coordinator_trace
                  ${CMAKE_CURRENT_BINARY_DIR}/train_trace)
 set_tests_properties(train_coordinator_trace PROPERTIES LABELS "train;mpi" TIMEOUT 300
                      ENVIRONMENT "${ZSSEG_TEST_ENV}")
+
+# Exact resume after SIGTERM / SIGKILL, on the same and another world size,
+# past damaged checkpoints; config changes refused (issue 6).
+add_test(NAME train_resume_exact
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/train_resume.sh $<TARGET_FILE:zsseg>
+                 $<TARGET_FILE:h5_compare> ${CMAKE_CURRENT_BINARY_DIR}/train_resume)
+set_tests_properties(train_resume_exact PROPERTIES LABELS "train;mpi" TIMEOUT 600
+                     ENVIRONMENT "${ZSSEG_TEST_ENV}")

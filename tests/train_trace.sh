@@ -44,12 +44,13 @@ done
   { echo "FAIL: metrics.jsonl lacks step2 records"; exit 1; }
 echo "metrics.jsonl and $(basename "$ev") hold the progress records and 2 evaluations"
 
-# a second run into the same directory is refused, the parameters untouched
+# a fresh run (--resume none) into the same directory is refused, the
+# parameters untouched
 sum=$(md5sum < "$work/run/model.h5")
-if "$zsseg" train -c configs/tiny_test.cfg "${set_data[@]}" > "$work/again.log" 2>&1; then
+if "$zsseg" train -c configs/tiny_test.cfg "${set_data[@]}" --resume none > "$work/again.log" 2>&1; then
   echo "FAIL: training into a finished run directory was accepted"; exit 1
 fi
-grep -q "already holds trained parameters" "$work/again.log" &&
+grep -q "already holds a run" "$work/again.log" &&
   [ "$(md5sum < "$work/run/model.h5")" = "$sum" ] ||
   { echo "FAIL: expected a refusal that keeps model.h5"; cat "$work/again.log"; exit 1; }
 echo "a second train into the run directory is refused; model.h5 unchanged"

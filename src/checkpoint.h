@@ -1,0 +1,77 @@
+// Training checkpoints in HDF5 (issue 6): everything a run needs to continue
+// exactly, written atomically by rank 0 (parameters and optimizer state are
+// replicated), verified by CRC-32C before anyone trusts them.
+//
+// File RUN/ckpt/iter_%08ld.h5 (the number = iterations completed):
+//   /params/<module>/<tensor>   float32, the tensor's shape (weights_h5.h)
+//   /optim/<e|d|g>/m, /v        float32 (span_n) optimizer state (v: Adam only);
+//                               attributes kind ("sgd"|"adam"), step, span_lo, span_n
+//   /state                      group with attributes: iter, stage, iter_in_stage,
+//                               mixed_pos, st_round, data_epoch, data_cursor, seed,
+//                               best_metric
+//   /config                     string: the resolved config text
+//   /meta                       group with attributes: format_version, zsseg_version,
+//                               git_revision, world_size, created (ISO 8601 UTC),
+//                               and one "crc32c:<dataset path>" (uint32) per dataset
+// Writing: RUN/ckpt/iter_%08ld.h5.tmp, close, fsync, rename, fsync the
+// directory (file_commit), then RUN/ckpt/latest (one line: the file name) is
+// replaced atomically; only then are old checkpoints pruned (keep the newest
+// `keep`, plus every one whose iteration is a multiple of `keep_every` > 0).
+#ifndef ZSSEG_CHECKPOINT_H
+#define ZSSEG_CHECKPOINT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cagnet.h"
+#include "config.h"
+
+#define CKPT_FORMAT_VERSION 1
+
+typedef struct {
+    long iter;           // iterations completed = the next global iteration to run
+    int stage;           // stage index of that next iteration
+    long iter_in_stage;  // its iteration inside the stage
+    long mixed_pos;      // its position in the mixed cycle (iter_in_stage % (2 * interval))
+    int st_round;        // self-training round (0 until self-training exists)
+    long data_epoch;     // training loader state before its next batch (loader.h)
+    long data_cursor;
+    uint64_t seed;       // run.seed
+    double best_metric;  // best hIoU evaluated so far, -1 if none
+    int world_size;      // ranks at save (read back from /meta)
+} CkptState;
+
+// Rank 0 only. Writes the checkpoint of m (params, opt_e/opt_d/opt_g) and st,
+// commits it, updates `latest`, prunes; the final path goes to path_out.
+void ckpt_save(const char* run_dir, const CkptState* st, const CagNet* m, const char* config_text,
+               int keep, int keep_every, char* path_out, size_t path_len);
+
+// NULL when PATH opens as HDF5, has every group/attribute above, and every
+// dataset's CRC-32C and shape match; else a heap message naming PATH and the
+// first problem (caller frees). Never exits.
+char* ckpt_verify(const char* path);
+// The same, counting the datasets verified into *n_datasets (0 on failure):
+// what `zsseg ckpt verify` reports.
+char* ckpt_verify_count(const char* path, int* n_datasets);
+
+// Load a (verified) checkpoint into m, built from the same config: parameters
+// (strict), optimizer states and step counts (kind and span must match), and
+// the state. *config_text gets the stored config (caller frees) if non-NULL.
+void ckpt_load(const char* path, CagNet* m, CkptState* st, char** config_text);
+
+// `zsseg ckpt info`: the state attributes, meta, and every dataset (path,
+// dtype, shape); plain weights files (no /state) list their datasets only.
+void ckpt_print_info(const char* path, FILE* out);
+
+// Checkpoint files of RUN/ckpt, newest first: the one `latest` names, then
+// every iter_*.h5 by descending iteration (no duplicates; .tmp files
+// excluded). Returns the count; *paths (heap, caller frees each and the
+// array) may be empty when there is none.
+int ckpt_list(const char* run_dir, char*** paths);
+
+// Keys whose values differ between a and b, except keys starting with one of
+// the `allowed` prefixes (NULL-terminated, e.g. "log.", "schedule.step1_iters"):
+// NULL when none, else a heap text with one "  key: A -> B" line per key.
+char* config_diff(const Config* a, const Config* b, const char* const* allowed);
+
+#endif  // ZSSEG_CHECKPOINT_H
