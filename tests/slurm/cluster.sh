@@ -4,14 +4,21 @@
 # daemon or key is needed. Clients find it through SLURM_CONF=DIR/slurm.conf.
 #   cluster.sh start DIR   write DIR/slurm.conf, start both daemons, wait for idle
 #   cluster.sh stop DIR    stop the daemons named by DIR's pid files
-# The node offers 4 CPUs and 2 fake GPUs (character devices DIR/gpu0, gpu1)
-# whatever the machine has (config_overrides), so jobs of the test fit anywhere.
+# The node offers 4 CPUs and 2 fake GPUs (gres.conf only needs character
+# devices: /dev/null and /dev/zero) whatever the machine has (config_overrides),
+# so the test's jobs fit anywhere.
 # Ports 16817/16818, not the default ones, keep clear of a system SLURM.
 set -euo pipefail
 cmd=${1:?usage: cluster.sh start|stop DIR} dir=${2:?usage: cluster.sh start|stop DIR}
 
 stop() {
   local f pid
+  # Jobs first: their slurmstepd and ranks would outlive the daemons.
+  if [ -s "$dir/slurmctld.pid" ] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/null; then
+    export SLURM_CONF=$dir/slurm.conf
+    squeue -h -o %i | xargs -r scancel 2>/dev/null || true
+    for _ in $(seq 100); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.1; done
+  fi
   for f in "$dir/slurmd.pid" "$dir/slurmctld.pid"; do
     [ -s "$f" ] || continue
     pid=$(cat "$f")
@@ -24,11 +31,9 @@ stop() {
 
 start() {
   mkdir -p "$dir/state" "$dir/spool"
-  local p
-  for p in 0 1; do [ -c "$dir/gpu$p" ] || mknod "$dir/gpu$p" c 1 3; done
   cat > "$dir/gres.conf" <<EOF
-NodeName=localhost Name=gpu File=$dir/gpu0
-NodeName=localhost Name=gpu File=$dir/gpu1
+NodeName=localhost Name=gpu File=/dev/null
+NodeName=localhost Name=gpu File=/dev/zero
 EOF
   # cred_expire, bf_interval and sched_interval: a requeued job starts again
   # after ~15 s instead of up to 2.5 min.
