@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared body of train.sbatch and train_multinode.sbatch, sourced by both:
 #   zs_train CONFIG [RUN_DIR] [zsseg train options...]
 # Launches `zsseg train` on every task of the allocation, forwards SIGUSR1 and
@@ -5,8 +6,11 @@
 # iteration boundary and exit 0), then decides:
 #   zsseg failed (status != 0)        -> exit with its status, no requeue
 #   RUN_DIR/DONE exists               -> exit 0, training finished
-#   exit 0 without DONE (was stopped) -> `scontrol requeue`: the job comes back
-#                                        and `--resume auto` continues from
+#   exit 0 without DONE, after SIGTERM -> exit 0, no requeue: scancel, the hard
+#                                        time limit, or preemption (which
+#                                        requeues by itself where configured)
+#   exit 0 without DONE otherwise      -> `scontrol requeue`: the job comes back
+#   (SIGUSR1: the time limit is near)    and `--resume auto` continues from
 #                                        RUN_DIR/ckpt/latest
 # Environment: ZSSEG (binary; default zsseg on PATH, else build/cpu/zsseg of
 # this checkout), LAUNCHER (srun | mpirun; default srun when it offers PMIx),
@@ -51,10 +55,12 @@ zs_launcher_cmd() {
 }
 
 # Forwarded as SIGUSR1 whatever arrived: both srun and mpirun pass SIGUSR1 on
-# to every rank, while a SIGTERM to mpirun would kill the ranks outright.
+# to every rank, while a SIGTERM to mpirun would kill the ranks outright. The
+# first signal decides about the requeue: SIGTERM at the time limit, after a
+# SIGUSR1 whose checkpoint took too long, still requeues.
 zs_on_signal() {
   zs_log "received SIG$1: asking the ranks to checkpoint and stop"
-  zs_stop=1
+  [ -n "$zs_stop" ] || zs_stop=$1
   [ -z "$zs_pid" ] || kill -USR1 "$zs_pid" 2>/dev/null || true
 }
 
@@ -79,13 +85,13 @@ zs_train() {
   zs_log "job $SLURM_JOB_ID restart ${SLURM_RESTART_COUNT:-0} on ${SLURM_JOB_NUM_NODES:-1} node(s):" \
     "$SLURM_NTASKS ranks x $OMP_NUM_THREADS threads via $zs_launcher, GPUs '${CUDA_VISIBLE_DEVICES:-none}', run dir $run_dir"
 
-  zs_stop=0 zs_pid=""
+  zs_stop="" zs_pid=""
   trap 'zs_on_signal USR1' USR1
   trap 'zs_on_signal TERM' TERM
   "${zs_cmd[@]}" "$zs_bin" train -c "$config" --run-dir "$run_dir" "$@" &
   zs_pid=$!
   # A signal arriving before the launch is forwarded now.
-  [ "$zs_stop" = 0 ] || kill -USR1 "$zs_pid" 2>/dev/null || true
+  [ -z "$zs_stop" ] || kill -USR1 "$zs_pid" 2>/dev/null || true
   # A trapped signal interrupts `wait`; bash keeps the exit status, so the
   # last `wait` returns it whether or not the loop was interrupted.
   while kill -0 "$zs_pid" 2>/dev/null; do wait "$zs_pid" || true; done
@@ -98,6 +104,12 @@ zs_train() {
   fi
   if [ -f "$run_dir/DONE" ]; then
     zs_log "training finished: $run_dir/DONE"
+    exit 0
+  fi
+  # SLURM would even requeue a job scancel has just cancelled.
+  if [ "$zs_stop" = TERM ]; then
+    zs_log "stopped by SIGTERM (scancel, time limit or preemption): not requeueing;" \
+      "submit the same command to continue from $run_dir/ckpt/latest"
     exit 0
   fi
   local restarts=${SLURM_RESTART_COUNT:-0} max=${MAX_REQUEUES:-20}

@@ -7,6 +7,8 @@
 #   job requeues itself (Restarts=1), comes back, resumes from the checkpoint
 #   and finishes (DONE). Its per-step losses and final parameters must equal
 #   BITWISE those of an uninterrupted mpirun run of the same config.
+#   train.sbatch cancelled by `scancel` mid-run: the ranks checkpoint, the job
+#   stays CANCELLED (SLURM would let the script requeue it).
 #   train_multinode.sbatch on the node's 2 fake GPUs (--gres=gpu:2): runs to
 #   DONE, every rank seeing both GPUs.
 # Exit 77 (skip) only when not root or slurm-wlm is not installed.
@@ -52,13 +54,16 @@ wait_done() {  # wait_done JOB NAME SECONDS: until the job leaves the queue for 
   done
   [ "$state" = COMPLETED ] || { cat "$work/$2.out"; fail "$2: job $1 ends in state '$state' after $3 s"; }
 }
-stop_mid_run() {  # stop_mid_run JOB NAME: SIGUSR1 to the batch shell after 30 iterations
+wait_training() {  # wait_training JOB NAME: until 30 iterations are logged
   local deadline=$((SECONDS + 60))
   until [ "$(grep -cs '"kind": "step1"' "$work/$2/metrics.jsonl")" -ge 30 ]; do
     case $(job_field "$1" JobState) in PENDING | RUNNING) ;; *) cat "$work/$2.out"; fail "$2: job $1 ended before training" ;; esac
     [ $SECONDS -lt $deadline ] || { cat "$work/$2.out"; fail "$2: not 30 iterations within 60 s"; }
     sleep 0.1
   done
+}
+stop_mid_run() {  # stop_mid_run JOB NAME: SIGUSR1 to the batch shell after 30 iterations
+  wait_training "$1" "$2"
   scancel -b -s USR1 "$1"
   say "$2: SIGUSR1 sent to the batch shell of job $1"
 }
@@ -90,9 +95,11 @@ submit() {  # submit NAME SCRIPT [sbatch options] -- [train args]: prints the jo
 # The node offers 4 CPUs: the two 2-rank jobs run side by side.
 jsrun=$(LAUNCHER=srun submit srun train.sbatch -- "${long[@]}")
 jmpi=$(LAUNCHER=mpirun submit mpirun train.sbatch -- "${long[@]}")
+jcan=$(LAUNCHER=srun submit cancel train.sbatch -- "${data[@]}" --set schedule.step1_iters=100000 \
+         --set log.every=1)
 jmn=$(submit multinode train_multinode.sbatch --nodes=1 --ntasks-per-node=2 --gres=gpu:2 \
         --cpus-per-task=1 -- "${data[@]}" --set 'run.device="cpu"')
-say "submitted jobs: srun $jsrun, mpirun $jmpi, multinode $jmn"
+say "submitted jobs: srun $jsrun, mpirun $jmpi, cancel $jcan, multinode $jmn"
 stop_mid_run "$jsrun" srun
 stop_mid_run "$jmpi" mpirun
 
@@ -106,9 +113,21 @@ wait_done "$jmn" multinode 120
 grep -qF "2 ranks x 1 threads via srun, GPUs '0,1'" "$work/multinode.out" ||
   { cat "$work/multinode.out"; fail "multinode: ranks did not see GPUs 0,1"; }
 say "multinode: finished (srun, GPUs 0,1)"
-for j in "srun $jsrun" "mpirun $jmpi"; do
-  set -- $j
-  wait_done "$2" "$1" 150
-  check_requeued "$2" "$1"
+
+wait_training "$jcan" cancel
+scancel "$jcan"
+deadline=$((SECONDS + 60))
+until grep -qF "not requeueing" "$work/cancel.out"; do
+  [ $SECONDS -lt $deadline ] || { cat "$work/cancel.out"; fail "cancel: no 'not requeueing' within 60 s"; }
+  sleep 0.2
 done
+for _ in $(seq 100); do [ "$(job_field "$jcan" JobState)" = COMPLETING ] || break; sleep 0.2; done
+state="$(job_field "$jcan" JobState) Restarts=$(job_field "$jcan" Restarts)"
+[ "$state" = "CANCELLED Restarts=0" ] || { cat "$work/cancel.out"; fail "cancel: job $jcan is $state"; }
+grep -qF "checkpoint of iteration" "$work/cancel.out" || { cat "$work/cancel.out"; fail "cancel: no checkpoint"; }
+say "cancel: $state, $(grep -o 'checkpoint of iteration [0-9]*' "$work/cancel.out")"
+wait_done "$jsrun" srun 150
+check_requeued "$jsrun" srun
+wait_done "$jmpi" mpirun 150
+check_requeued "$jmpi" mpirun
 say "PASS"
