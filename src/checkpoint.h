@@ -69,9 +69,4 @@ void ckpt_print_info(const char* path, FILE* out);
 // array) may be empty when there is none.
 int ckpt_list(const char* run_dir, char*** paths);
 
-// Keys whose values differ between a and b, except keys starting with one of
-// the `allowed` prefixes (NULL-terminated, e.g. "log.", "schedule.step1_iters"):
-// NULL when none, else a heap text with one "  key: A -> B" line per key.
-char* config_diff(const Config* a, const Config* b, const char* const* allowed);
-
 #endif  // ZSSEG_CHECKPOINT_H

@@ -235,3 +235,10 @@ uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n) {
 }
 
 uint32_t crc32c(const void* data, size_t n) { return crc32c_extend(0, data, n); }
+
+void double_text_shortest(char* out, size_t cap, double v) {
+    for (int p = 1; p <= 17; p++) {
+        snprintf(out, cap, "%.*g", p, v);
+        if (strtod(out, NULL) == v) return;
+    }
+}

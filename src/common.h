@@ -76,4 +76,7 @@ void dir_create(const char* path);
 uint32_t crc32c(const void* data, size_t n);
 uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n);
 
+// The shortest "%.*g" text of v that reads back (strtod) to exactly v.
+void double_text_shortest(char* out, size_t cap, double v);
+
 #endif  // ZSSEG_COMMON_H

@@ -95,4 +95,9 @@ char* config_resolved_text(const Config* cfg);
 // one table per group. Caller frees.
 char* config_reference_markdown(void);
 
+// Keys whose values differ between a and b, except keys starting with one of
+// the `allowed` prefixes (NULL-terminated, e.g. "log.", "schedule.step1_iters"):
+// NULL when none, else a heap text with one "  key: A -> B" line per key.
+char* config_diff(const Config* a, const Config* b, const char* const* allowed);
+
 #endif  // ZSSEG_CONFIG_H

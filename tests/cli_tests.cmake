@@ -212,8 +212,10 @@ zsseg_cli_test(ckpt_bad_subcommand 2 PATTERNS "zsseg ckpt: expected 'info PATH' 
                ARGS ckpt show x.h5)
 zsseg_cli_test(ckpt_missing_path 2 PATTERNS "zsseg ckpt: expected 'info PATH' or 'verify PATH'"
                ARGS ckpt info)
-zsseg_cli_test(ckpt_verify_not_available 2 PATTERNS "zsseg ckpt verify: not yet available"
-               ARGS ckpt verify x.h5)
+zsseg_cli_test(ckpt_verify_missing 1 PATTERNS "zsseg ckpt verify:" "no/such.h5"
+               ARGS ckpt verify no/such.h5)
+zsseg_cli_test(ckpt_verify_not_hdf5 1 PATTERNS "zsseg ckpt verify:" "configs/tiny_test.cfg"
+               ARGS ckpt verify configs/tiny_test.cfg)
 
 # ---------------------------------------------------------------- convert_weights.py
 # The deeplab-pytorch -> zsseg name mapping (standard library only; skipped without python3).

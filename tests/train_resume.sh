@@ -38,6 +38,11 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 train 2 "$work/straight" || { cat "$work/straight.log"; fail "straight run"; }
 [ -f "$work/straight/DONE" ] || fail "straight run wrote no DONE"
+last="$work/straight/ckpt/$(cat "$work/straight/ckpt/latest")"
+out=$("$zsseg" ckpt verify "$last") && [[ $out == *"ok ("*" datasets verified)"* ]] ||
+  fail "ckpt verify rejects $last"
+out=$("$zsseg" ckpt info "$last") && [[ $out == *"/state: iter 24 stage 1 "* ]] ||
+  fail "ckpt info lacks the state"
 train 1 "$work/straight1" || { cat "$work/straight1.log"; fail "straight 1-rank run"; }
 
 interrupt() {  # interrupt NAME NP AT RANK SIG RESUME_NP RTOL
