@@ -1,5 +1,6 @@
 #include "run.h"
 
+#include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,9 @@ void run_open(RunContext* r, const Config* cfg, const char* const* sets, int nse
         if (threads < 1) threads = 1;
     }
     if (threads > 0) omp_set_num_threads(threads);
+    // OpenBLAS keeps its own pthread pool, sized to every core of the node
+    // unless told: with several ranks per node that oversubscribes the cores
+    if (!getenv("OPENBLAS_NUM_THREADS")) openblas_set_num_threads(omp_get_max_threads());
     dataset_classes_load(&r->cs, r->cfg);
     r->emb = load_embedding(r->cfg, &r->cs);
 }

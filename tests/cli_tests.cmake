@@ -216,6 +216,28 @@ zsseg_cli_test(ckpt_verify_missing 1 PATTERNS "zsseg ckpt verify:" "no/such.h5"
                ARGS ckpt verify no/such.h5)
 zsseg_cli_test(ckpt_verify_not_hdf5 1 PATTERNS "zsseg ckpt verify:" "configs/tiny_test.cfg"
                ARGS ckpt verify configs/tiny_test.cfg)
+# test_checkpoint DIR writes the tiny model's checkpoint of iteration 7 to
+# DIR/ckpt/iter_00000007.h5 and a copy with one parameter bit flipped to DIR/flipped.h5.
+set(ZSSEG_CKPT_DIR ${CMAKE_CURRENT_BINARY_DIR}/cli_ckpt_run)
+add_test(NAME cli_ckpt_make_checkpoint COMMAND test_checkpoint ${ZSSEG_CKPT_DIR})
+set_tests_properties(cli_ckpt_make_checkpoint PROPERTIES LABELS cli TIMEOUT 60
+                     FIXTURES_SETUP ckpt_checkpoint_file ENVIRONMENT "${ZSSEG_TEST_ENV}")
+zsseg_cli_test(ckpt_verify_ok 0
+               PATTERNS "${ZSSEG_CKPT_DIR}/ckpt/iter_00000007.h5: ok (" " datasets verified)"
+               ARGS ckpt verify ${ZSSEG_CKPT_DIR}/ckpt/iter_00000007.h5)
+zsseg_cli_test(ckpt_verify_flipped_bit 1
+               PATTERNS "zsseg ckpt verify: '${ZSSEG_CKPT_DIR}/flipped.h5': dataset /params/dc/"
+                        "fails its CRC-32C check" "the file is corrupt"
+               ARGS ckpt verify ${ZSSEG_CKPT_DIR}/flipped.h5)
+zsseg_cli_test(ckpt_info_checkpoint 0
+               PATTERNS "checkpoint ${ZSSEG_CKPT_DIR}/ckpt/iter_00000007.h5"
+                        "/state: iter 7 stage 1 iter_in_stage 3" "seed 17375808098319191535"
+                        "best_metric 0.4321" "/meta: format_version 1" "world_size 3"
+                        "CRC-32C checksums" "/optim/e: kind sgd step 5" "/optim/d: kind adam step 7"
+                        "/config " "/optim/g/v "
+               ARGS ckpt info ${ZSSEG_CKPT_DIR}/ckpt/iter_00000007.h5)
+set_tests_properties(cli_ckpt_verify_ok cli_ckpt_verify_flipped_bit cli_ckpt_info_checkpoint
+                     PROPERTIES FIXTURES_REQUIRED ckpt_checkpoint_file)
 
 # ---------------------------------------------------------------- convert_weights.py
 # The deeplab-pytorch -> zsseg name mapping (standard library only; skipped without python3).

@@ -358,21 +358,20 @@ int main(int argc, char** argv) {
         ckpt_save(argv[1], &state7, &m, cfg_text, 3, 0, good, sizeof good);
         snprintf(flipped, sizeof flipped, "%s/flipped.h5", argv[1]);
         write_flipped(&m, flipped, name, sizeof name);
-        return 0;
-    }
-    if (!mkdtemp(tmpdir)) {
+    } else if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;
+    } else {
+        test_crc();
+        test_round_trip(&m, cfg_text);
+        test_corruptions(&m);
+        test_strict_load();
+        test_list_prune(&m);
+        test_config_diff();
+        char cmd[4200];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+        if (t_failures == 0 && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmpdir);
     }
-    test_crc();
-    test_round_trip(&m, cfg_text);
-    test_corruptions(&m);
-    test_strict_load();
-    test_list_prune(&m);
-    test_config_diff();
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (t_failures == 0 && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmpdir);
     free(cfg_text);
     cagnet_free(&m);
     config_free(cfg);

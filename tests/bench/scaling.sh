@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Data-parallel scaling of `zsseg train` on the synthetic demo config: step1
 # images/s with 1 rank x 1 thread and with 2 ranks x 1 thread, same global
-# batch (8), ITERS iterations (the first log window, ITERS/2, is warm-up; the
+# batch (8), images decoded on the training thread (data.workers = 0) so each
+# rank is exactly one thread (zsseg also sizes OpenBLAS's pool to it), ITERS iterations (the first log window, ITERS/2, is warm-up; the
 # second is timed). Prints the speedup and the share of the 2-rank run's wall
 # time spent in the gradient allreduce (including waits for the slower rank).
 # Goal (issue 5): speedup >= 1.8, allreduce share <= 5%. Run on an idle machine
@@ -27,7 +28,7 @@ SETS_ALL=(--set "data.root=\"$DATA\"" --set "data.classes=\"$DATA/classes.tsv\""
           --set "data.seen=\"$DATA/seen.txt\"" --set "data.unseen=\"$DATA/unseen.txt\""
           --set schedule.step1_iters=$ITERS --set schedule.mixed_iters=0
           --set log.every=$((ITERS / 2)) --set eval.max_images=8 --set log.tensorboard=false
-          --set run.threads=1 ${SETS:-})
+          --set run.threads=1 --set data.workers=0 ${SETS:-})
 
 run() {  # run NP -> "img/s allreduce_percent"
   local dir=/tmp/zsseg-bench-scaling-np$1
