@@ -41,21 +41,6 @@ static const char* const optim_names[3] = {"e", "d", "g"};
 
 static const char* kind_name(int kind) { return kind == OPTIM_ADAM ? "adam" : "sgd"; }
 
-// HDF5 prints its error stack by itself unless told not to; we report our own.
-typedef struct {
-    H5E_auto2_t fn;
-    void* data;
-} H5Quiet;
-
-static H5Quiet h5_quiet(void) {
-    H5Quiet q;
-    H5Eget_auto2(H5E_DEFAULT, &q.fn, &q.data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    return q;
-}
-
-static void h5_loud(H5Quiet q) { H5Eset_auto2(H5E_DEFAULT, q.fn, q.data); }
-
 __attribute__((format(printf, 1, 2))) static char* strf(const char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "weights_h5.h"
 #include "wordvec.h"
 
 #define WORD_SEPARATORS " _-"
@@ -274,11 +275,7 @@ void embedding_read_h5(ClassEmbedding* e, const char* path) {
     if (access(path, R_OK) != 0)
         ZS_FAIL(EMBED_FILE_HINT, "cannot read class embedding file '%s': %s", path,
                 strerror(errno));
-    // HDF5 prints its own error stack unless told not to; the messages below say more.
-    H5E_auto2_t efn;
-    void* edata;
-    H5Eget_auto2(H5E_DEFAULT, &efn, &edata);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    H5Quiet quiet = h5_quiet();  // the messages below say more than HDF5's stack
     htri_t is = H5Fis_hdf5(path);
     hid_t file = is > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
     hsize_t dims[2] = {0, 0}, ndims[1] = {0};
@@ -298,7 +295,7 @@ void embedding_read_h5(ClassEmbedding* e, const char* path) {
         read_ok = H5Dread(dv, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, e->vec) >= 0 &&
                   H5Dread(dn, str, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) >= 0;
     }
-    H5Eset_auto2(H5E_DEFAULT, efn, edata);
+    h5_loud(quiet);
     if (is <= 0)
         ZS_FAIL(EMBED_FILE_HINT, "'%s' is not an HDF5 file", path);
     if (file < 0)

@@ -14,7 +14,6 @@
 #include "signals.h"
 #include "synth.h"
 #include "train.h"
-#include "weights_h5.h"
 
 static const CliOption train_options[] = {
     {"run-dir", 0, "DIR", "run directory (overrides run.out_dir)"},

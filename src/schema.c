@@ -45,7 +45,7 @@ const CfgGroup cfg_groups[] = {
     {"synth", "the embedded synthetic dataset written by `zsseg synth`"},
     {"eval", "evaluation"},
     {"log", "progress lines and metric files"},
-    {"checkpoint", "HDF5 checkpoints in RUN_DIR/checkpoints"},
+    {"checkpoint", "HDF5 checkpoints in RUN_DIR/ckpt"},
     {"dist", "multi-rank gradient reduction"},
 };
 const int cfg_group_count = (int)(sizeof cfg_groups / sizeof cfg_groups[0]);

@@ -1,5 +1,6 @@
 #include "train.h"
 
+#include <dirent.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,22 @@ static const char* const resume_allowed[] = {
 
 static int file_exists(const char* path) { return access(path, F_OK) == 0; }
 
+// A save killed before its rename leaves RUN/ckpt/*.tmp: never a candidate,
+// but say so (the file is left for the user to inspect or delete).
+static void warn_unfinished(const char* run_dir) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/ckpt", run_dir);
+    DIR* d = opendir(dir);
+    if (!d) return;
+    for (struct dirent* e; (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        if (n > 4 && strcmp(e->d_name + n - 4, ".tmp") == 0)
+            log_warn("skipping unfinished checkpoint %s/%s (a save was interrupted)", dir,
+                     e->d_name);
+    }
+    closedir(d);
+}
+
 // Rank 0: the checkpoint to resume from ("" = start fresh) for --resume
 // auto|PATH|none. A fresh start never reuses a directory holding a run.
 static char* choose_checkpoint(const RunContext* r, const char* resume) {
@@ -73,6 +90,7 @@ static char* choose_checkpoint(const RunContext* r, const char* resume) {
         if (err) ZS_FAIL("pick another checkpoint (zsseg ckpt verify PATH checks one)", "%s", err);
         chosen = strdup(resume);
     } else if (strcmp(resume, "auto") == 0) {
+        warn_unfinished(r->out_dir);
         for (int i = 0; i < n && !chosen; i++) {
             char* err = ckpt_verify(list[i]);
             if (!err) {

@@ -17,21 +17,6 @@
     "(`zsseg ckpt info FILE` lists it); PyTorch .pth files must first be converted with "   \
     "datasets/convert_weights.py"
 
-// HDF5 prints its error stack by itself unless told not to; we report our own.
-typedef struct {
-    H5E_auto2_t fn;
-    void* data;
-} H5Quiet;
-
-static H5Quiet h5_quiet(void) {
-    H5Quiet q;
-    H5Eget_auto2(H5E_DEFAULT, &q.fn, &q.data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    return q;
-}
-
-static void h5_loud(H5Quiet q) { H5Eset_auto2(H5E_DEFAULT, q.fn, q.data); }
-
 // "group" + "/" + name with '.' -> '/'.
 static void dataset_path(char* out, size_t cap, const char* group, const char* name) {
     if ((size_t)snprintf(out, cap, "%s/%s", group, name) >= cap)
@@ -350,3 +335,12 @@ void weights_list_h5(const char* path, FILE* out) {
     file_tensors_free(&ft);
     h5Check(H5Fclose(file));
 }
+
+H5Quiet h5_quiet(void) {
+    H5Quiet q;
+    H5Eget_auto2(H5E_DEFAULT, &q.fn, &q.data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    return q;
+}
+
+void h5_loud(H5Quiet q) { H5Eset_auto2(H5E_DEFAULT, q.fn, q.data); }

@@ -45,4 +45,13 @@ int weights_read_group(hid_t file, const char* group, const ParamTable* pt, floa
 // truncated) that names it.
 hid_t weights_open_h5(const char* path);
 
+// HDF5 prints its error stack by itself unless told not to; readers that
+// report their own messages silence it around the calls that may fail.
+typedef struct {
+    H5E_auto2_t fn;
+    void* data;
+} H5Quiet;
+H5Quiet h5_quiet(void);    // silence, returning the previous handler
+void h5_loud(H5Quiet q);   // restore it
+
 #endif  // ZSSEG_WEIGHTS_H5_H

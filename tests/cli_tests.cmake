@@ -63,7 +63,8 @@ zsseg_cli_test(train_help_options 0 PATTERNS "--run-dir DIR" ARGS train --help)
 # A tiny run (synth, 2 step1 iterations), then the features store from 2
 # ranks: the test split to -o FILE, the training split capped at 5 rows per
 # class into the default RUN_DIR/features_train.h5 (6 seen classes: 30 rows),
-# each listed back by `ckpt info`; a missing checkpoint and option errors.
+# each listed back by `ckpt info` (and h5dump; h5diff: the 2-rank file equals
+# a 1-rank extraction); a missing checkpoint and option errors.
 set(ZSSEG_CLI_EXTRACT [=[
 zsseg=$1 mpiexec=$2 work=$3
 fail() { echo "FAIL: $*"; exit 1; }
@@ -87,6 +88,11 @@ rows=$(printf '%s\n' "$out" | sed -n 's/^extract: \([0-9]*\) rows (D = 16, .*/\1
 [ -n "$rows" ] && [ "$rows" -gt 0 ] || fail "no row count in the log"
 expect "$("$zsseg" ckpt info "$work/test.h5")" "/features" "float32  ($rows, 16)" "/latent" \
   "uint8    ($rows)" "int32    ($rows)"
+# read back by HDF5's own tools: shapes, and the same content as a 1-rank extraction
+expect "$(h5dump -H "$work/test.h5")" "DATASET \"features\"" "( $rows, 16 )" "DATASET \"image_index\""
+"$mpiexec" --oversubscribe -np 1 "$zsseg" extract "${set_data[@]}" --split test \
+  -o "$work/test1.h5" > "$work/extract1.log" 2>&1 || fail "1-rank extract"
+h5diff "$work/test.h5" "$work/test1.h5" || fail "2-rank and 1-rank features files differ (h5diff)"
 out=$("$mpiexec" --oversubscribe -np 2 "$zsseg" extract "${set_data[@]}" --max-per-class 5 2>&1) ||
   { printf '%s\n' "$out"; fail "extract --max-per-class 5"; }
 printf '%s\n' "$out"

@@ -92,6 +92,8 @@ echo "garbage" > "$dir/ckpt/iter_00000016.h5.tmp"
 train 2 "$dir" || { cat "$dir.log"; fail "damaged: resume"; }
 grep -q "skipping checkpoint .*iter_00000014.h5" "$dir.log" || fail "damaged: truncated file not skipped"
 grep -q "skipping checkpoint .*iter_00000012.h5" "$dir.log" || fail "damaged: flipped file not skipped"
+grep -q "skipping unfinished checkpoint .*iter_00000016.h5.tmp" "$dir.log" ||
+  fail "damaged: the .tmp leftover was not reported"
 grep -q "resumed from .*iter_00000010.h5" "$dir.log" || fail "damaged: did not fall back to 10"
 echo "== damaged: truncated 14 and bit-flipped 12 skipped, stale .tmp ignored, resumed from 10"
 same "$work/straight" "$dir" 0 || fail "damaged: resumed run differs"
