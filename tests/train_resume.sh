@@ -12,7 +12,7 @@
 #   a truncated latest checkpoint, a bit-flipped one and a leftover .tmp:
 #   auto skips them with a warning and still reproduces the run;
 #   a resume with a changed loss weight is refused naming the key; changed
-#   checkpoint/eval settings are accepted.
+#   checkpoint/eval settings are accepted; two SIGINTs exit 130 at once.
 # usage: train_resume.sh ZSSEG H5_COMPARE WORKDIR
 set -euo pipefail
 zsseg=$1 h5cmp=$2 work=$3
@@ -106,4 +106,15 @@ grep -q "loss.kl_weight" "$dir.log" || fail "config: the refusal does not name l
 train 2 "$dir" --set checkpoint.keep=5 --set eval.max_images=8 || fail "config: allowed change refused"
 echo "== config: loss.kl_weight change refused, checkpoint/eval changes accepted"
 same "$work/straight" "$dir" 0 || fail "config: resumed run differs"
+# a second SIGINT ends the process at once (status 130), without a checkpoint
+dir="$work/sigint"
+"$zsseg" train "${base[@]}" --run-dir "$dir" --set schedule.step1_iters=100000 > "$dir.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -s "$dir/metrics.jsonl" ] && break; sleep 0.1; done
+[ -s "$dir/metrics.jsonl" ] || { kill -9 $pid; fail "sigint: training did not start"; }
+kill -INT $pid; kill -INT $pid
+rc=0; wait $pid || rc=$?
+[ $rc -eq 130 ] || { cat "$dir.log"; fail "sigint: exit $rc after two SIGINTs, expected 130"; }
+grep -q "second interrupt" "$dir.log" || fail "sigint: no message"
+echo "== sigint: two SIGINTs end the run at once with status 130"
 echo "all resume checks passed"
