@@ -110,7 +110,7 @@ same "$work/straight" "$dir" 0 || fail "config: resumed run differs"
 dir="$work/sigint"
 "$zsseg" train "${base[@]}" --run-dir "$dir" --set schedule.step1_iters=100000 > "$dir.log" 2>&1 &
 pid=$!
-for _ in $(seq 100); do [ -s "$dir/metrics.jsonl" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$dir/metrics.jsonl" ] && break; sleep 0.1; done
 [ -s "$dir/metrics.jsonl" ] || { kill -9 $pid; fail "sigint: training did not start"; }
 kill -INT $pid; kill -INT $pid
 rc=0; wait $pid || rc=$?
