@@ -16,7 +16,14 @@ static void on_signal(int sig) {
         (void)w;
         _exit(130);
     }
-    if (!pending) pending = sig;
+    if (!pending) {
+        pending = sig;
+        static const char msg[] =
+            "zsseg: stop requested by a signal: checkpoint after this iteration (a second "
+            "Ctrl-C stops at once)\n";
+        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)w;
+    }
 }
 
 void signals_install(void) {

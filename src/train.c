@@ -170,6 +170,57 @@ static void save_checkpoint(const RunContext* r, const CagNet* m, const Coordina
     }
 }
 
+// What one training iteration needs besides the model.
+typedef struct {
+    RunContext* r;  // its Dist counts allreduce time
+    const Coordinator* co;
+    Loader* loader;
+    TrainLog* tl;
+    size_t bucket;  // allreduce bucket, floats
+    uint64_t seed;
+    int B;          // per-rank batch
+} TrainStep;
+
+// One iteration on every rank: rank 0 decides (with the agreed signal
+// flags), all follow its record; gradients summed over the updated ranges,
+// then the same update everywhere. Returns the record.
+static ControlRecord train_iteration(const TrainStep* t, CagNet* m, long iter) {
+    RunContext* r = t->r;
+    // a signal on any rank reaches rank 0's decision through the agreed flags
+    uint32_t flags = dist_agree_flags(&r->d, signals_pending() ? COORD_FLAG_STOP : 0);
+    ControlRecord rec;
+    memset(&rec, 0, sizeof rec);
+    if (r->d.rank == 0) {
+        rec = coord_decide(t->co, iter, flags);
+        UpdatePlan p = plan_of(m, t->co, &rec);
+        rec.lr_e = p.update_e ? p.lr_e : 0.0f;
+        rec.lr_d = p.update_d ? p.lr_d : 0.0f;
+        rec.lr_g = p.update_g ? p.lr_g : 0.0f;
+    }
+    dist_broadcast_control(&r->d, &rec);
+    // every rank derives the same plan; the record's rates are rank 0's
+    UpdatePlan plan = plan_of(m, t->co, &rec);
+    plan.lr_e = rec.lr_e, plan.lr_d = rec.lr_d, plan.lr_g = rec.lr_g;
+
+    StepRng rng = {t->seed, rec.iter, r->d.rank * t->B, 1};
+    if (rec.kind == STEP_KIND_STEP1) {
+        const LoaderBatch* b = loader_next(t->loader);
+        rng.sample0 = b->sample0;
+        Step1Mode mode = cagnet_mode_mixed(m);
+        int mixed = t->co->kind[rec.stage] == STAGE_MIXED;
+        Step1Losses l1;
+        cagnet_step1(m, b->images, b->labels, &rng, mixed ? &mode : NULL, &l1);
+        train_log_step1(t->tl, &l1);
+    } else {
+        train_log_step2(t->tl, cagnet_step2(m, &rng));
+    }
+    size_t off[3], cnt[3];
+    int nr = cagnet_update_ranges(m, &plan, off, cnt);
+    dist_allreduce_ranges(&r->d, m->grads, off, cnt, nr, t->bucket, 1.0f);
+    cagnet_apply(m, &plan);
+    return rec;
+}
+
 int cmd_train(const CliArgs* args, const Config* cfg0) {
     const char* sets[1];
     int nsets = 0;
@@ -226,9 +277,9 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
     TrainLog tl;
     train_log_open(&tl, cfg, &r.d, r.out_dir, co.total, st.iter);
     size_t bucket = (size_t)(config_get_float(cfg, "dist.bucket_mb") * 1048576.0 / 4.0);
-    if (bucket == 0) bucket = 1;
+    TrainStep ts = {&r, &co, loader, &tl, bucket ? bucket : 1,
+                    (uint64_t)config_get_int(cfg, "run.seed"), B};
     long check_every = config_get_int(cfg, "dist.check_every");
-    uint64_t seed = (uint64_t)config_get_int(cfg, "run.seed");
     char eval_dir[4096];
     snprintf(eval_dir, sizeof eval_dir, "%s/eval", r.out_dir);
     double best = st.best_metric;
@@ -238,38 +289,8 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
 
     for (; iter < co.total; iter++) {
         signals_fault_injection(iter, r.d.rank);
-        // a signal on any rank reaches rank 0's decision through the agreed flags
-        uint32_t flags = dist_agree_flags(&r.d, signals_pending() ? COORD_FLAG_STOP : 0);
-        ControlRecord rec;
-        memset(&rec, 0, sizeof rec);
-        if (r.d.rank == 0) {
-            rec = coord_decide(&co, iter, flags);
-            UpdatePlan p = plan_of(&m, &co, &rec);
-            rec.lr_e = p.update_e ? p.lr_e : 0.0f;
-            rec.lr_d = p.update_d ? p.lr_d : 0.0f;
-            rec.lr_g = p.update_g ? p.lr_g : 0.0f;
-        }
-        dist_broadcast_control(&r.d, &rec);
+        ControlRecord rec = train_iteration(&ts, &m, iter);
         StageKind stage = co.kind[rec.stage];
-        // every rank derives the same plan; the record's rates are rank 0's
-        UpdatePlan plan = plan_of(&m, &co, &rec);
-        plan.lr_e = rec.lr_e, plan.lr_d = rec.lr_d, plan.lr_g = rec.lr_g;
-
-        StepRng rng = {seed, rec.iter, r.d.rank * B, 1};
-        if (rec.kind == STEP_KIND_STEP1) {
-            const LoaderBatch* b = loader_next(loader);
-            rng.sample0 = b->sample0;
-            Step1Mode mode = cagnet_mode_mixed(&m);
-            Step1Losses l1;
-            cagnet_step1(&m, b->images, b->labels, &rng, stage == STAGE_MIXED ? &mode : NULL, &l1);
-            train_log_step1(&tl, &l1);
-        } else {
-            train_log_step2(&tl, cagnet_step2(&m, &rng));
-        }
-        size_t off[3], cnt[3];
-        int nr = cagnet_update_ranges(&m, &plan, off, cnt);
-        dist_allreduce_ranges(&r.d, m.grads, off, cnt, nr, bucket, 1.0f);
-        cagnet_apply(&m, &plan);
         if (check_every > 0 && (iter + 1) % check_every == 0)
             dist_check_params(&r.d, m.params, m.pt.total, iter);
         if (trace) fprintf(trace, "%ld %s %s\n", iter, coord_stage_name(stage),

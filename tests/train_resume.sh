@@ -106,13 +106,18 @@ grep -q "loss.kl_weight" "$dir.log" || fail "config: the refusal does not name l
 train 2 "$dir" --set checkpoint.keep=5 --set eval.max_images=8 || fail "config: allowed change refused"
 echo "== config: loss.kl_weight change refused, checkpoint/eval changes accepted"
 same "$work/straight" "$dir" 0 || fail "config: resumed run differs"
-# a second SIGINT ends the process at once (status 130), without a checkpoint
+# a second SIGINT ends the process at once (status 130), without a checkpoint;
+# slow iterations (256x256 crops) so the second comes inside the iteration
+# the first one asked to be the last
 dir="$work/sigint"
-"$zsseg" train "${base[@]}" --run-dir "$dir" --set schedule.step1_iters=100000 > "$dir.log" 2>&1 &
+"$zsseg" train "${base[@]}" --run-dir "$dir" --set schedule.step1_iters=100000 \
+  --set data.warp_size=256 --set data.crop_size=256 > "$dir.log" 2>&1 &
 pid=$!
 for _ in $(seq 600); do [ -s "$dir/metrics.jsonl" ] && break; sleep 0.1; done
 [ -s "$dir/metrics.jsonl" ] || { kill -9 $pid; fail "sigint: training did not start"; }
-kill -INT $pid; kill -INT $pid
+kill -INT $pid
+for _ in $(seq 100); do grep -q "stop requested by a signal" "$dir.log" && break; sleep 0.01; done
+kill -INT $pid
 rc=0; wait $pid || rc=$?
 [ $rc -eq 130 ] || { cat "$dir.log"; fail "sigint: exit $rc after two SIGINTs, expected 130"; }
 grep -q "second interrupt" "$dir.log" || fail "sigint: no message"

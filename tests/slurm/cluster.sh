@@ -1,85 +1,113 @@
 #!/usr/bin/env bash
-# A one-node SLURM cluster on localhost for the test suite (slurm-wlm 22.05,
-# root): slurmctld and slurmd with every file in DIR, auth/none so no munge
-# daemon or key is needed. Clients find it through SLURM_CONF=DIR/slurm.conf.
-#   cluster.sh start DIR   write DIR/slurm.conf, start both daemons, wait for idle
-#   cluster.sh stop DIR    stop the daemons named by DIR's pid files
-# The node offers 4 CPUs and 2 fake GPUs (gres.conf only needs character
-# devices: /dev/null and /dev/zero) whatever the machine has (config_overrides),
-# so the test's jobs fit anywhere.
-# Ports 16817/16818, not the default ones, keep clear of a system SLURM.
+# A one-node SLURM cluster on localhost for the test suite (slurm-wlm 22.05 and
+# munge, as root): munged, slurmctld and slurmd with every file in DIR.
+# Clients find it through SLURM_CONF=DIR/slurm.conf.
+#   cluster.sh start DIR [CPUS]  write DIR/slurm.conf from slurm.conf.in beside
+#                                this script, start the daemons, wait for idle
+#   cluster.sh stop DIR          cancel the jobs, stop the daemons by the PIDs
+#                                in DIR's pid files
+# munged is a private one (socket, pid and log in DIR/munge) with the
+# machine's key, /etc/munge/munge.key, created if missing; where it cannot
+# start, the cluster uses auth/none and says why. The node offers CPUS CPUs
+# (default 4) and 2 fake GPUs whatever the machine has (gres.conf).
+# start exits 1, the reason and the daemons' logs on stderr and whatever it
+# started stopped again, when the node does not come up.
 set -euo pipefail
-cmd=${1:?usage: cluster.sh start|stop DIR} dir=${2:?usage: cluster.sh start|stop DIR}
+cmd=${1:?usage: cluster.sh start|stop DIR [CPUS]} dir=${2:?usage: cluster.sh start|stop DIR [CPUS]}
+cpus=${3:-4}
+here=$(cd "$(dirname "$0")" && pwd)
+munge_key=/etc/munge/munge.key
+
+stop_pid_file() {  # stop_pid_file FILE: TERM, up to 5 s, then KILL
+  local pid
+  [ -s "$1" ] || return 0
+  pid=$(cat "$1")
+  if kill "$pid" 2>/dev/null; then
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$1"
+}
 
 stop() {
-  local f pid
   # Jobs first: their slurmstepd and ranks would outlive the daemons.
   if [ -s "$dir/slurmctld.pid" ] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/null; then
     export SLURM_CONF=$dir/slurm.conf
     squeue -h -o %i | xargs -r scancel 2>/dev/null || true
     for _ in $(seq 100); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.1; done
   fi
-  for f in "$dir/slurmd.pid" "$dir/slurmctld.pid"; do
-    [ -s "$f" ] || continue
-    pid=$(cat "$f")
-    kill "$pid" 2>/dev/null || continue
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$f"
-  done
+  stop_pid_file "$dir/slurmd.pid"
+  stop_pid_file "$dir/slurmctld.pid"
+  stop_pid_file "$dir/munge/munged.pid"
+}
+
+start_munge() {  # start_munge: our munged on DIR/munge/munge.socket, or the reason on stderr and 1
+  local m=$dir/munge munged
+  munged=$(command -v munged || echo /usr/sbin/munged)
+  [ -x "$munged" ] || { echo "munged not found (apt-get install munge)" >&2; return 1; }
+  id munge > /dev/null 2>&1 || { echo "no user 'munge' to run munged as" >&2; return 1; }
+  if [ ! -e "$munge_key" ]; then
+    install -d -o munge -g munge -m 0700 "$(dirname "$munge_key")"
+    if command -v mungekey > /dev/null; then
+      mungekey --create --keyfile="$munge_key"
+    else
+      dd if=/dev/urandom of="$munge_key" bs=1024 count=1 status=none
+    fi
+    chown munge:munge "$munge_key" && chmod 0400 "$munge_key"
+    echo "cluster.sh: created the munge key $munge_key" >&2
+  fi
+  # munged wants its socket directory searchable by every user.
+  install -d -o munge -g munge -m 0755 "$m"
+  if ! runuser -u munge -- "$munged" --socket="$m/munge.socket" --key-file="$munge_key" \
+         --pid-file="$m/munged.pid" --log-file="$m/munged.log" --seed-file="$m/munged.seed"; then
+    echo "munged did not start: $(tail -n 1 "$m/munged.log" 2>/dev/null)" >&2
+    return 1
+  fi
+  munge -n -S "$m/munge.socket" | unmunge -S "$m/munge.socket" > /dev/null || {
+    echo "munged started but a credential does not round-trip through $m/munge.socket" >&2
+    stop_pid_file "$m/munged.pid"
+    return 1
+  }
+}
+
+render() {  # render TEMPLATE OUT NAME=VALUE...: TEMPLATE with every @NAME@ replaced
+  local text kv
+  text=$(< "$1")
+  for kv in "${@:3}"; do text=${text//"@${kv%%=*}@"/"${kv#*=}"}; done
+  if [[ $text =~ @[A-Z_]+@ ]]; then
+    echo "cluster.sh: $1 has ${BASH_REMATCH[0]}, which cluster.sh does not set" >&2
+    return 1
+  fi
+  printf '%s\n' "$text" > "$2"
 }
 
 start() {
+  local auth=auth/munge cred=cred/munge info
   mkdir -p "$dir/state" "$dir/spool"
-  cat > "$dir/gres.conf" <<EOF
-NodeName=localhost Name=gpu File=/dev/null
-NodeName=localhost Name=gpu File=/dev/zero
-EOF
-  # cred_expire, bf_interval and sched_interval: a requeued job starts again
-  # after ~15 s instead of up to 2.5 min.
-  # MpiDefault=pmix: Debian's Open MPI speaks PMIx only.
-  cat > "$dir/slurm.conf" <<EOF
-ClusterName=zsseg-test
-SlurmctldHost=localhost
-SlurmctldPort=16817
-SlurmdPort=16818
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/none
-CredType=cred/none
-AuthInfo=cred_expire=10
-StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool
-SlurmctldPidFile=$dir/slurmctld.pid
-SlurmdPidFile=$dir/slurmd.pid
-SlurmctldLogFile=$dir/slurmctld.log
-SlurmdLogFile=$dir/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-MpiDefault=pmix
-ReturnToService=2
-SchedulerType=sched/backfill
-SchedulerParameters=bf_interval=1,sched_interval=2
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SlurmdParameters=config_overrides
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-JobAcctGatherType=jobacct_gather/none
-GresTypes=gpu
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=4 Sockets=1 CoresPerSocket=4 ThreadsPerCore=1 Gres=gpu:2 State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
-EOF
+  info="socket=$dir/munge/munge.socket,cred_expire=10"
+  if ! start_munge 2> "$dir/munge.why"; then
+    echo "cluster.sh: $(cat "$dir/munge.why"); using AuthType=auth/none instead" >&2
+    auth=auth/none cred=cred/none info=cred_expire=10
+  fi
+  render "$here/slurm.conf.in" "$dir/slurm.conf" DIR="$dir" CPUS="$cpus" \
+    SLURMCTLD_PORT=16817 SLURMD_PORT=16818 AUTH_TYPE=$auth CRED_TYPE=$cred AUTH_INFO="$info"
+  # SLURM reads gres.conf from slurm.conf's directory.
+  cp "$here/gres.conf" "$dir/gres.conf"
   export SLURM_CONF=$dir/slurm.conf
-  slurmctld -c -f "$SLURM_CONF"
-  slurmd -N localhost -f "$SLURM_CONF"
-  local state=""
-  for _ in $(seq 100); do
-    state=$(sinfo -h -N -o %t 2>/dev/null || true)
-    [ "$state" = idle ] && return 0
-    sleep 0.2
-  done
-  echo "cluster.sh: node not idle after 20 s (state '$state'); logs:" >&2
+  local state="" why=""
+  if ! slurmctld -c -f "$SLURM_CONF"; then
+    why="slurmctld did not start"
+  elif ! slurmd -N localhost -f "$SLURM_CONF"; then
+    why="slurmd did not start"
+  else
+    for _ in $(seq 100); do
+      state=$(sinfo -h -N -o %t 2>/dev/null || true)
+      [ "$state" = idle ] && { echo "cluster.sh: node idle, $auth" >&2; return 0; }
+      sleep 0.2
+    done
+    why="node not idle after 20 s (state '$state')"
+  fi
+  echo "cluster.sh: $why; logs:" >&2
   tail -n 20 "$dir/slurmctld.log" "$dir/slurmd.log" >&2 || true
   stop
   return 1
@@ -88,5 +116,5 @@ EOF
 case $cmd in
   start) start ;;
   stop) stop ;;
-  *) echo "usage: cluster.sh start|stop DIR" >&2; exit 2 ;;
+  *) echo "usage: cluster.sh start|stop DIR [CPUS]" >&2; exit 2 ;;
 esac
