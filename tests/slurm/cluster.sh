@@ -41,33 +41,34 @@ stop() {
   stop_pid_file "$dir/munge/munged.pid"
 }
 
-start_munge() {  # start_munge: our munged on DIR/munge/munge.socket, or the reason on stderr and 1
+start_munge() {  # start_munge: our munged on DIR/munge/munge.socket, or 1 with $why set
   local m=$dir/munge munged
   munged=$(command -v munged || echo /usr/sbin/munged)
-  [ -x "$munged" ] || { echo "munged not found (apt-get install munge)" >&2; return 1; }
-  id munge > /dev/null 2>&1 || { echo "no user 'munge' to run munged as" >&2; return 1; }
+  [ -x "$munged" ] || { why="munged not found (apt-get install munge)"; return 1; }
+  id munge > /dev/null 2>&1 || { why="no user 'munge' to run munged as"; return 1; }
   if [ ! -e "$munge_key" ]; then
-    install -d -o munge -g munge -m 0700 "$(dirname "$munge_key")"
-    if command -v mungekey > /dev/null; then
-      mungekey --create --keyfile="$munge_key"
-    else
-      dd if=/dev/urandom of="$munge_key" bs=1024 count=1 status=none
-    fi
-    chown munge:munge "$munge_key" && chmod 0400 "$munge_key"
+    install -d -o munge -g munge -m 0700 "$(dirname "$munge_key")" &&
+      if command -v mungekey > /dev/null; then
+        mungekey --create --keyfile="$munge_key"
+      else
+        dd if=/dev/urandom of="$munge_key" bs=1024 count=1 status=none
+      fi &&
+      chown munge:munge "$munge_key" && chmod 0400 "$munge_key" ||
+      { why="cannot create the munge key $munge_key"; return 1; }
     echo "cluster.sh: created the munge key $munge_key" >&2
   fi
   # munged wants its socket directory searchable by every user.
-  install -d -o munge -g munge -m 0755 "$m"
+  install -d -o munge -g munge -m 0755 "$m" || { why="cannot create $m"; return 1; }
   if ! runuser -u munge -- "$munged" --socket="$m/munge.socket" --key-file="$munge_key" \
          --pid-file="$m/munged.pid" --log-file="$m/munged.log" --seed-file="$m/munged.seed"; then
-    echo "munged did not start: $(tail -n 1 "$m/munged.log" 2>/dev/null)" >&2
+    why="munged did not start: $(tail -n 1 "$m/munged.log" 2>/dev/null)"
     return 1
   fi
-  munge -n -S "$m/munge.socket" | unmunge -S "$m/munge.socket" > /dev/null || {
-    echo "munged started but a credential does not round-trip through $m/munge.socket" >&2
+  if ! munge -n -S "$m/munge.socket" | unmunge -S "$m/munge.socket" > /dev/null; then
+    why="munged runs but a credential does not round-trip through $m/munge.socket"
     stop_pid_file "$m/munged.pid"
     return 1
-  }
+  fi
 }
 
 render() {  # render TEMPLATE OUT NAME=VALUE...: TEMPLATE with every @NAME@ replaced
@@ -82,11 +83,11 @@ render() {  # render TEMPLATE OUT NAME=VALUE...: TEMPLATE with every @NAME@ repl
 }
 
 start() {
-  local auth=auth/munge cred=cred/munge info
+  local auth=auth/munge cred=cred/munge info why=""
   mkdir -p "$dir/state" "$dir/spool"
   info="socket=$dir/munge/munge.socket,cred_expire=10"
-  if ! start_munge 2> "$dir/munge.why"; then
-    echo "cluster.sh: $(cat "$dir/munge.why"); using AuthType=auth/none instead" >&2
+  if ! start_munge; then
+    echo "cluster.sh: $why; using AuthType=auth/none instead" >&2
     auth=auth/none cred=cred/none info=cred_expire=10
   fi
   render "$here/slurm.conf.in" "$dir/slurm.conf" DIR="$dir" CPUS="$cpus" \
@@ -94,7 +95,7 @@ start() {
   # SLURM reads gres.conf from slurm.conf's directory.
   cp "$here/gres.conf" "$dir/gres.conf"
   export SLURM_CONF=$dir/slurm.conf
-  local state="" why=""
+  local state=""
   if ! slurmctld -c -f "$SLURM_CONF"; then
     why="slurmctld did not start"
   elif ! slurmd -N localhost -f "$SLURM_CONF"; then
