@@ -2,7 +2,7 @@
 # configure and build under build/, then run. Everything real lives in CMake.
 PKGS := build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev \
         hdf5-tools libconfig-dev libopenblas-dev libturbojpeg0-dev libpng-dev python3 \
-        slurm-wlm
+        slurm-wlm munge
 JOBS ?= $(shell nproc)
 NVCC := $(shell command -v nvcc 2>/dev/null)
 CMAKE_FLAGS ?=

@@ -18,11 +18,15 @@ cpus=${3:-4}
 here=$(cd "$(dirname "$0")" && pwd)
 munge_key=/etc/munge/munge.key
 
-stop_pid_file() {  # stop_pid_file FILE: TERM, up to 5 s, then KILL
+running() {  # running PIDFILE NAME: the process PIDFILE names runs and is NAME
+  [ -s "$1" ] && [ "$(cat "/proc/$(cat "$1")/comm" 2>/dev/null)" = "$2" ]
+}
+
+stop_pid_file() {  # stop_pid_file PIDFILE NAME: TERM, up to 5 s, then KILL
   local pid
-  [ -s "$1" ] || return 0
-  pid=$(cat "$1")
-  if kill "$pid" 2>/dev/null; then
+  if running "$1" "$2"; then
+    pid=$(cat "$1")
+    kill "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   fi
@@ -31,14 +35,14 @@ stop_pid_file() {  # stop_pid_file FILE: TERM, up to 5 s, then KILL
 
 stop() {
   # Jobs first: their slurmstepd and ranks would outlive the daemons.
-  if [ -s "$dir/slurmctld.pid" ] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/null; then
+  if running "$dir/slurmctld.pid" slurmctld; then
     export SLURM_CONF=$dir/slurm.conf
-    squeue -h -o %i | xargs -r scancel 2>/dev/null || true
-    for _ in $(seq 100); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.1; done
+    timeout 10 squeue -h -o %i | xargs -r timeout 10 scancel 2>/dev/null || true
+    for _ in $(seq 100); do [ -z "$(timeout 2 squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.1; done
   fi
-  stop_pid_file "$dir/slurmd.pid"
-  stop_pid_file "$dir/slurmctld.pid"
-  stop_pid_file "$dir/munge/munged.pid"
+  stop_pid_file "$dir/slurmd.pid" slurmd
+  stop_pid_file "$dir/slurmctld.pid" slurmctld
+  stop_pid_file "$dir/munge/munged.pid" munged
 }
 
 start_munge() {  # start_munge: our munged on DIR/munge/munge.socket, or 1 with $why set
@@ -47,14 +51,16 @@ start_munge() {  # start_munge: our munged on DIR/munge/munge.socket, or 1 with 
   [ -x "$munged" ] || { why="munged not found (apt-get install munge)"; return 1; }
   id munge > /dev/null 2>&1 || { why="no user 'munge' to run munged as"; return 1; }
   if [ ! -e "$munge_key" ]; then
-    install -d -o munge -g munge -m 0700 "$(dirname "$munge_key")" &&
-      if command -v mungekey > /dev/null; then
-        mungekey --create --keyfile="$munge_key"
-      else
-        dd if=/dev/urandom of="$munge_key" bs=1024 count=1 status=none
-      fi &&
-      chown munge:munge "$munge_key" && chmod 0400 "$munge_key" ||
-      { why="cannot create the munge key $munge_key"; return 1; }
+    if ! { install -d -o munge -g munge -m 0700 "$(dirname "$munge_key")" &&
+           if command -v mungekey > /dev/null; then
+             mungekey --create --keyfile="$munge_key"
+           else
+             dd if=/dev/urandom of="$munge_key" bs=1024 count=1 status=none
+           fi &&
+           chown munge:munge "$munge_key" && chmod 0400 "$munge_key"; }; then
+      why="cannot create the munge key $munge_key"
+      return 1
+    fi
     echo "cluster.sh: created the munge key $munge_key" >&2
   fi
   # munged wants its socket directory searchable by every user.
@@ -66,7 +72,7 @@ start_munge() {  # start_munge: our munged on DIR/munge/munge.socket, or 1 with 
   fi
   if ! munge -n -S "$m/munge.socket" | unmunge -S "$m/munge.socket" > /dev/null; then
     why="munged runs but a credential does not round-trip through $m/munge.socket"
-    stop_pid_file "$m/munged.pid"
+    stop_pid_file "$m/munged.pid" munged
     return 1
   fi
 }
@@ -85,29 +91,35 @@ render() {  # render TEMPLATE OUT NAME=VALUE...: TEMPLATE with every @NAME@ repl
 start() {
   local auth=auth/munge cred=cred/munge info why=""
   mkdir -p "$dir/state" "$dir/spool"
-  info="socket=$dir/munge/munge.socket,cred_expire=10"
+  info="socket=$dir/munge/munge.socket,cred_expire=5"
   if ! start_munge; then
     echo "cluster.sh: $why; using AuthType=auth/none instead" >&2
-    auth=auth/none cred=cred/none info=cred_expire=10
+    auth=auth/none cred=cred/none info=cred_expire=5
   fi
   render "$here/slurm.conf.in" "$dir/slurm.conf" DIR="$dir" CPUS="$cpus" \
     SLURMCTLD_PORT=16817 SLURMD_PORT=16818 AUTH_TYPE=$auth CRED_TYPE=$cred AUTH_INFO="$info"
   # SLURM reads gres.conf from slurm.conf's directory.
   cp "$here/gres.conf" "$dir/gres.conf"
   export SLURM_CONF=$dir/slurm.conf
-  local state=""
+  local state="" d deadline=$((SECONDS + 20))
   if ! slurmctld -c -f "$SLURM_CONF"; then
     why="slurmctld did not start"
   elif ! slurmd -N localhost -f "$SLURM_CONF"; then
     why="slurmd did not start"
-  else
-    for _ in $(seq 100); do
-      state=$(sinfo -h -N -o %t 2>/dev/null || true)
-      [ "$state" = idle ] && { echo "cluster.sh: node idle, $auth" >&2; return 0; }
-      sleep 0.2
-    done
-    why="node not idle after 20 s (state '$state')"
   fi
+  # Both daemons fork into the background: a failure shows as a pid file
+  # whose process is gone (or as a node that never turns idle).
+  while [ -z "$why" ]; do
+    state=$(timeout 3 sinfo -h -N -o %t 2>/dev/null || true)
+    [ "$state" = idle ] && { echo "cluster.sh: node idle, $auth" >&2; return 0; }
+    for d in slurmctld slurmd; do
+      if [ -s "$dir/$d.pid" ] && ! running "$dir/$d.pid" $d; then
+        why="$d exited: $(grep -m1 fatal "$dir/$d.log" || echo "see $dir/$d.log")"
+      fi
+    done
+    [ $SECONDS -lt $deadline ] || why=${why:-"node not idle after 20 s (state '$state')"}
+    sleep 0.2
+  done
   echo "cluster.sh: $why; logs:" >&2
   tail -n 20 "$dir/slurmctld.log" "$dir/slurmd.log" >&2 || true
   stop
