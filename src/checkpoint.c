@@ -59,25 +59,14 @@ static void path_join(char* out, const char* a, const char* b) {
 }
 
 // ---------------------------------------------------------------- attributes
-static void attr_put(hid_t obj, const char* name, hid_t file_type, hid_t mem_type,
-                     const void* v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    h5Check(sp);
-    hid_t a = H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT);
-    h5Check(a);
-    h5Check(H5Awrite(a, mem_type, v));
-    h5Check(H5Aclose(a));
-    h5Check(H5Sclose(sp));
-}
-
 static void attr_put_i64(hid_t obj, const char* name, long long v) {
-    attr_put(obj, name, H5T_STD_I64LE, H5T_NATIVE_LLONG, &v);
+    h5_attr_write(obj, name, H5T_STD_I64LE, H5T_NATIVE_LLONG, 0, &v);
 }
 static void attr_put_u64(hid_t obj, const char* name, unsigned long long v) {
-    attr_put(obj, name, H5T_STD_U64LE, H5T_NATIVE_ULLONG, &v);
+    h5_attr_write(obj, name, H5T_STD_U64LE, H5T_NATIVE_ULLONG, 0, &v);
 }
 static void attr_put_f64(hid_t obj, const char* name, double v) {
-    attr_put(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
+    h5_attr_write(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, &v);
 }
 
 // Fixed-length, NUL-padded string of len bytes (at least 1: HDF5 refuses 0).
@@ -87,12 +76,6 @@ static hid_t string_type(size_t len) {
     h5Check(H5Tset_size(t, len ? len : 1));
     h5Check(H5Tset_strpad(t, H5T_STR_NULLPAD));
     return t;
-}
-
-static void attr_put_str(hid_t obj, const char* name, const char* s) {
-    hid_t t = string_type(strlen(s));
-    attr_put(obj, name, t, t, s);
-    h5Check(H5Tclose(t));
 }
 
 // Readers return 0, or -1 when the attribute is missing or of another kind.
@@ -242,7 +225,7 @@ static void write_optim(hid_t file, const char* name, const Optimizer* o) {
     char group[32];
     snprintf(group, sizeof group, "/optim/%s", name);
     hid_t g = group_create(file, group);
-    attr_put_str(g, "kind", kind_name(o->kind));
+    h5_attr_write_string(g, "kind", kind_name(o->kind));
     attr_put_i64(g, "step", o->step);
     attr_put_u64(g, "span_lo", o->span_lo);
     attr_put_u64(g, "span_n", o->span_n);
@@ -285,10 +268,10 @@ static void write_meta(hid_t file, int world_size, const char* path) {
     struct tm utc;
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &utc));
     attr_put_i64(g, "format_version", CKPT_FORMAT_VERSION);
-    attr_put_str(g, "zsseg_version", ZSSEG_VERSION);
-    attr_put_str(g, "git_revision", ZSSEG_GIT_REVISION);
+    h5_attr_write_string(g, "zsseg_version", ZSSEG_VERSION);
+    h5_attr_write_string(g, "git_revision", ZSSEG_GIT_REVISION);
     attr_put_i64(g, "world_size", world_size);
-    attr_put_str(g, "created", created);
+    h5_attr_write_string(g, "created", created);
     Names ns;
     if (names_collect(file, &ns) != 0)
         ZS_FAIL("check free disk space", "cannot list the datasets written to '%s'", path);
@@ -301,7 +284,7 @@ static void write_meta(hid_t file, int world_size, const char* path) {
         h5Check(H5Dclose(ds));
         char name[PATH_CAP];
         snprintf(name, sizeof name, CRC_PREFIX "%s", ns.v[i]);
-        attr_put(g, name, H5T_STD_U32LE, H5T_NATIVE_UINT32, &crc);
+        h5_attr_write(g, name, H5T_STD_U32LE, H5T_NATIVE_UINT32, 0, &crc);
     }
     names_free(&ns);
     h5Check(H5Gclose(g));

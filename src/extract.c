@@ -14,6 +14,7 @@
 #include "loader.h"
 #include "resize.h"
 #include "run.h"
+#include "weights_h5.h"
 
 #define EXTRACT_CHUNK_BYTES (1 << 20)
 #define EXTRACT_DEFLATE 4  // most of level 9's gain at a fraction of its time
@@ -101,26 +102,6 @@ static void select_thresholds(Shard* s, const Dist* d, long cap, const int64_t* 
 }
 
 // ---------------------------------------------------------------- HDF5
-static void attr_write(hid_t obj, const char* name, hid_t type, hid_t mem_type, hsize_t n,
-                       const void* v) {
-    hid_t sp = n ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR);
-    h5Check(sp);
-    hid_t at = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
-    h5Check(at);
-    h5Check(H5Awrite(at, mem_type, v));
-    h5Check(H5Aclose(at));
-    h5Check(H5Sclose(sp));
-}
-
-static void attr_string(hid_t obj, const char* name, const char* text) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    h5Check(t);
-    h5Check(H5Tset_size(t, strlen(text) ? strlen(text) : 1));
-    h5Check(H5Tset_strpad(t, H5T_STR_NULLPAD));
-    attr_write(obj, name, t, t, 0, text);
-    h5Check(H5Tclose(t));
-}
-
 // (N) or (N, D) dataset, chunked (about EXTRACT_CHUNK_BYTES), shuffled, gzip.
 static hid_t dataset_new(hid_t file, const char* name, hid_t type, hsize_t N, hsize_t D) {
     const int ndim = D ? 2 : 1;
@@ -231,16 +212,16 @@ static long rows_gather(Rows* r, const Shard* s, int j0, int n, int D,
 static void root_attributes(hid_t file, const Config* cfg, const Dataset* ds, const char* ckpt,
                             int D, int K, long max_per_class, const int64_t* counts) {
     char* text = config_resolved_text(cfg);
-    attr_string(file, "config", text);
+    h5_attr_write_string(file, "config", text);
     free(text);
-    attr_string(file, "checkpoint", ckpt ? ckpt : "");
-    attr_string(file, "split", ds->training ? "train" : "test");
-    attr_write(file, "D", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &D);
-    attr_write(file, "K", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &K);
-    attr_write(file, "counts", H5T_STD_I64LE, H5T_NATIVE_INT64, (hsize_t)K, counts);
+    h5_attr_write_string(file, "checkpoint", ckpt ? ckpt : "");
+    h5_attr_write_string(file, "split", ds->training ? "train" : "test");
+    h5_attr_write(file, "D", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &D);
+    h5_attr_write(file, "K", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &K);
+    h5_attr_write(file, "counts", H5T_STD_I64LE, H5T_NATIVE_INT64, (hsize_t)K, counts);
     int64_t cap = max_per_class, seed = config_get_int(cfg, "run.seed");
-    attr_write(file, "max_per_class", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &cap);
-    attr_write(file, "seed", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &seed);
+    h5_attr_write(file, "max_per_class", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &cap);
+    h5_attr_write(file, "seed", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &seed);
 }
 
 int extract_run(const CagNet* m, const Config* cfg, const Dataset* ds, Dist* d, const char* ckpt,

@@ -344,3 +344,24 @@ H5Quiet h5_quiet(void) {
 }
 
 void h5_loud(H5Quiet q) { H5Eset_auto2(H5E_DEFAULT, q.fn, q.data); }
+
+void h5_attr_write(hid_t obj, const char* name, hid_t file_type, hid_t mem_type, hsize_t n,
+                   const void* v) {
+    hid_t sp = n ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR);
+    h5Check(sp);
+    hid_t at = H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    h5Check(at);
+    h5Check(H5Awrite(at, mem_type, v));
+    h5Check(H5Aclose(at));
+    h5Check(H5Sclose(sp));
+}
+
+void h5_attr_write_string(hid_t obj, const char* name, const char* text) {
+    size_t len = strlen(text);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    h5Check(t);
+    h5Check(H5Tset_size(t, len ? len : 1));
+    h5Check(H5Tset_strpad(t, H5T_STR_NULLPAD));
+    h5_attr_write(obj, name, t, t, 0, text);
+    h5Check(H5Tclose(t));
+}

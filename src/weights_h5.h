@@ -54,4 +54,10 @@ typedef struct {
 H5Quiet h5_quiet(void);    // silence, returning the previous handler
 void h5_loud(H5Quiet q);   // restore it
 
+// Attributes of files zsseg writes (checkpoints, features): n = 0 a scalar,
+// else a 1-D array of n; strings fixed-length, NUL-padded. Fatal on failure.
+void h5_attr_write(hid_t obj, const char* name, hid_t file_type, hid_t mem_type, hsize_t n,
+                   const void* v);
+void h5_attr_write_string(hid_t obj, const char* name, const char* text);
+
 #endif  // ZSSEG_WEIGHTS_H5_H
