@@ -1,19 +1,24 @@
 # Multi-rank tests run under mpirun; label "mpi". Included from
 # tests/CMakeLists.txt after ZSSEG_TEST_ENV is set.
 
-# tests/NAME.c as one executable, run under mpirun with 1, 2 and 3 ranks
-# (tests NAME_np1..3, label mpi).
-function(zsseg_mpi_test name timeout)
-  add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/${name}.c)
-  target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-  target_link_libraries(${name} PRIVATE zsseg_core)
-  foreach(np 1 2 3)
+# Run the executable target NAME under mpirun with each rank count given
+# after the timeout (tests NAME_npR, label mpi).
+function(zsseg_mpi_runs name timeout)
+  foreach(np ${ARGN})
     add_test(NAME ${name}_np${np}
              COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} --oversubscribe
                      ${MPIEXEC_PREFLAGS} $<TARGET_FILE:${name}> ${MPIEXEC_POSTFLAGS})
     set_tests_properties(${name}_np${np} PROPERTIES LABELS mpi TIMEOUT ${timeout}
                          ENVIRONMENT "${ZSSEG_TEST_ENV}")
   endforeach()
+endfunction()
+
+# tests/NAME.c as one executable, run with 1, 2 and 3 ranks.
+function(zsseg_mpi_test name timeout)
+  add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/${name}.c)
+  target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE zsseg_core)
+  zsseg_mpi_runs(${name} ${timeout} 1 2 3)
 endfunction()
 
 # Loader sharding: for R = 1, 2, 3 ranks the gathered slices of each global
