@@ -9,9 +9,9 @@ zsseg=$1 h5cmp=$2 work=$3
 src=$(cd "$(dirname "$0")/.." && pwd)
 rm -rf "$work" && mkdir -p "$work"
 cd "$src"
-"$zsseg" synth -c configs/tiny_test.cfg -o "$work/data" > /dev/null
-common=(--set "data.root=\"$work/data\"" --set "data.classes=\"$work/data/classes.tsv\""
-        --set "data.seen=\"$work/data/seen.txt\"" --set "data.unseen=\"$work/data/unseen.txt\""
+source tests/tiny_data.sh
+tiny_data "$zsseg" "$work/data"
+common=("${TINY_DATA[@]}"
         --set data.batch_size=6 --set schedule.step1_iters=20 --set schedule.mixed_iters=40
         --set schedule.mixed_interval=20 --set log.every=1 --set dist.check_every=10
         --set model.msc=true --set "model.msc_scales=[0.75]")

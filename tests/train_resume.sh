@@ -19,10 +19,9 @@ zsseg=$1 h5cmp=$2 work=$3
 src=$(cd "$(dirname "$0")/.." && pwd)
 rm -rf "$work" && mkdir -p "$work"
 cd "$src"
-"$zsseg" synth -c configs/tiny_test.cfg -o "$work/data" > /dev/null 2>&1
-base=(-c configs/tiny_test.cfg --set "data.root=\"$work/data\""
-      --set "data.classes=\"$work/data/classes.tsv\"" --set "data.seen=\"$work/data/seen.txt\""
-      --set "data.unseen=\"$work/data/unseen.txt\"" --set data.batch_size=6
+source tests/tiny_data.sh
+tiny_data "$zsseg" "$work/data"
+base=(-c configs/tiny_test.cfg "${TINY_DATA[@]}" --set data.batch_size=6
       --set schedule.step1_iters=8 --set schedule.mixed_iters=16 --set schedule.mixed_interval=4
       --set checkpoint.every=2 --set checkpoint.keep=3 --set log.every=1 --set dist.check_every=4)
 train() {  # train NP RUN_DIR [args...]: exit status of mpirun, log in RUN_DIR.log (appended)

@@ -10,9 +10,9 @@ zsseg=$1 work=$2
 src=$(cd "$(dirname "$0")/.." && pwd)
 rm -rf "$work" && mkdir -p "$work"
 cd "$src"
-"$zsseg" synth -c configs/tiny_test.cfg -o "$work/data" > /dev/null
-set_data=(--set "data.root=\"$work/data\"" --set "data.classes=\"$work/data/classes.tsv\""
-          --set "data.seen=\"$work/data/seen.txt\"" --set "data.unseen=\"$work/data/unseen.txt\""
+source tests/tiny_data.sh
+tiny_data "$zsseg" "$work/data"
+set_data=("${TINY_DATA[@]}"
           --set "run.out_dir=\"$work/run\"")
 mpirun --oversubscribe -np 2 "$zsseg" train -c configs/tiny_test.cfg "${set_data[@]}" \
   --set schedule.step1_iters=4 --set schedule.mixed_iters=14 --set schedule.mixed_interval=3 \
