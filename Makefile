@@ -52,7 +52,7 @@ test: build-cpu build-cuda build-asan
 	cd build/cpu && ctest --output-on-failure -j $(JOBS)
 	cd build/asan && ctest --output-on-failure -j $(JOBS) -L unit
 ifneq ($(NVCC),)
-	cd build/cuda && ctest --output-on-failure -L cuda
+	cd build/cuda && ctest --output-on-failure -L gpu
 endif
 
 # Synthetic data (generated once), 2-rank training through step1 and mixed

@@ -1,5 +1,6 @@
 // Device discovery and selection, the device arena, copies and pinned memory.
 #include <stdlib.h>
+#include <string.h>
 
 #include "cuda_common.h"
 
@@ -16,24 +17,24 @@ extern "C" int cuda_device_count(void) {
     return count;
 }
 
-extern "C" void cuda_device_select(int local_rank, int allow_sharing) {
+extern "C" int cuda_device_select(int local_rank, unsigned char* uuid, char* desc, size_t n) {
     int count = cuda_device_count();
     if (count == 0)
         ZS_FAIL(
             "set run.device = cpu in the config, or check `nvidia-smi` and CUDA_VISIBLE_DEVICES",
             "no CUDA GPU is visible");
-    if (local_rank >= count && !allow_sharing)
-        ZS_FAIL(
-            "start at most one rank per GPU on each node (e.g. srun --gpus-per-task=1, or "
-            "mpirun -np <GPUs per node> per node)",
-            "rank %d is local rank %d but this node has only %d GPU(s)", zs_rank, local_rank,
-            count);
     int dev = local_rank % count;
     cudaCheck(cudaSetDevice(dev));
     cudaDeviceProp prop;
     cudaCheck(cudaGetDeviceProperties(&prop, dev));
-    log_info("GPU %d of %d: %s (sm_%d%d, %.1f GiB)", dev, count, prop.name, prop.major, prop.minor,
-             (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    memcpy(uuid, prop.uuid.bytes, 16);
+    snprintf(desc, n, "GPU %d of %d: %s, sm_%d%d, %.1f GiB", dev, count, prop.name, prop.major,
+             prop.minor, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    return dev;
+}
+
+extern "C" void cuda_memory_info(size_t* free_bytes, size_t* total_bytes) {
+    cudaCheck(cudaMemGetInfo(free_bytes, total_bytes));
 }
 
 // ---------------------------------------------------------------- arena

@@ -2,7 +2,7 @@
 // moves the device buffers (Debian's Open MPI is not CUDA-aware).
 #include <stdlib.h>
 
-#include "cuda_common.h"
+#include "device_model.h"
 
 struct NcclComm {
     ncclComm_t comm;
@@ -20,8 +20,23 @@ extern "C" NcclComm* nccl_comm_init(MPI_Comm comm) {
     return nc;
 }
 
+void nccl_allreduce_sum_stream(NcclComm* nc, float* buf, size_t n, cudaStream_t stream) {
+    ncclCheck(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, nc->comm, stream));
+}
+
+int nccl_comm_async_error(NcclComm* nc, char* msg, size_t n) {
+    ncclResult_t async = ncclSuccess;
+    ncclResult_t res = ncclCommGetAsyncError(nc->comm, &async);
+    if (res != ncclSuccess) async = res;
+    if (async == ncclSuccess || async == ncclInProgress) return 0;
+    snprintf(msg, n, "%s (%s)", ncclGetErrorString(async), ncclGetLastError(nc->comm));
+    return 1;
+}
+
+void nccl_comm_abort(NcclComm* nc) { ncclCommAbort(nc->comm); }
+
 extern "C" void nccl_allreduce_sum(NcclComm* nc, float* buf, size_t n, CudaContext* ctx) {
-    ncclCheck(ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, nc->comm, ctx->stream));
+    nccl_allreduce_sum_stream(nc, buf, n, ctx->stream);
 }
 
 extern "C" void nccl_comm_destroy(NcclComm* nc) {

@@ -1,16 +1,14 @@
 // Frozen batch norm as a per-channel affine, parallel over (image, channel) planes.
 #include "batchnorm.h"
 
-#include <math.h>
 #include <stddef.h>
+
+#include "hd_math.h"
 
 void frozen_bn_fold(float* scale, float* shift, const float* mean, const float* var,
                     const float* gamma, const float* beta, float eps, int C) {
-    for (int c = 0; c < C; c++) {
-        double s = (double)gamma[c] / sqrt((double)var[c] + (double)eps);
-        scale[c] = (float)s;
-        shift[c] = (float)((double)beta[c] - (double)mean[c] * s);
-    }
+    for (int c = 0; c < C; c++)
+        hd_bn_fold(mean[c], var[c], gamma[c], beta[c], eps, &scale[c], &shift[c]);
 }
 
 void frozen_bn_forward(float* out, const float* inp, const float* scale, const float* shift, int B,

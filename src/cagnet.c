@@ -218,7 +218,7 @@ static int multi_rank(const CagNet* m) { return m->dist && m->dist->world > 1; }
 // ratio[i] = local[i] / (sum over ranks of local[i]), 0 where the sum is 0:
 // the factor that turns a mean over this rank's elements into its share of
 // the mean over the global batch. Exactly 1 (or 0) in a single process.
-static void share_ratios(const CagNet* m, const double* local, float* ratio, int n) {
+void cagnet_share_ratios(const CagNet* m, const double* local, float* ratio, int n) {
     double global[CAGNET_MAX_SCALES];
     memcpy(global, local, (size_t)n * sizeof(double));
     if (multi_rank(m)) dist_allreduce_doubles(m->dist, global, n);
@@ -237,7 +237,7 @@ static void embed_labels(const CagNet* m, float* emap, const uint8_t* lbl, int B
 }
 
 // Valid (label != 255) pixels of lbl; v (n) gets the mask when non-NULL.
-static double count_valid(uint8_t* v, const uint8_t* lbl, size_t n) {
+double cagnet_count_valid(uint8_t* v, const uint8_t* lbl, size_t n) {
     size_t cnt = 0;
     for (size_t i = 0; i < n; i++) {
         cnt += lbl[i] != 255;
@@ -273,7 +273,7 @@ static float ce_output(CagNet* m, const DcActs* a, const float* x, const uint8_t
 // first row of each class (cls_gstart, rows in the order class, rank, raster)
 // and of this rank's pixels of each class (cls_mine), and each rank's gather
 // size (2 P_r D floats: its X rows, then its Y rows). Returns the global rows.
-static int gather_layout(CagNet* m, const int* start) {
+int cagnet_gather_layout(CagNet* m, const int* start) {
     int K = m->K, R = m->dist->world, me = m->dist->rank;
     int *all = m->cls_all, *gs = m->cls_gstart;
     for (int c = 0; c < K; c++) all[(size_t)me * K + c] = start[c + 1] - start[c];
@@ -297,7 +297,7 @@ static int gather_layout(CagNet* m, const int* start) {
 
 // The gathered blocks S (rank by rank: X rows, then Y rows, each by class)
 // regrouped into X and Y by class, ranks in order within a class.
-static void regroup_rows(CagNet* m, float* X, float* Y, const float* S) {
+void cagnet_regroup_rows(CagNet* m, float* X, float* Y, const float* S) {
     int K = m->K, D = m->D;
     int* next = m->cls_fill;  // next free row of each class
     memcpy(next, m->cls_gstart, (size_t)K * sizeof(int));
@@ -316,6 +316,19 @@ static void regroup_rows(CagNet* m, float* X, float* Y, const float* S) {
     }
 }
 
+int cagnet_sort_by_class(CagNet* m, const uint8_t* lbl) {
+    int K = m->K, n = m->B * m->sc[0].Hf * m->sc[0].Wf;
+    int *start = m->cls_start, *pos = m->cls_pos, *fill = m->cls_fill;
+    memset(start, 0, ((size_t)K + 1) * sizeof(int));
+    for (int i = 0; i < n; i++)
+        if (lbl[i] != 255) start[lbl[i] + 1]++;
+    for (int c = 0; c < K; c++) start[c + 1] += start[c];
+    memcpy(fill, start, (size_t)K * sizeof(int));
+    for (int i = 0; i < n; i++)
+        if (lbl[i] != 255) pos[fill[lbl[i]]++] = i;
+    return start[K];
+}
+
 // CaGNet's MMD content loss (contract §3), gradient (scaled) into dfake.
 // Valid pixels sorted by class, raster order within. Several ranks: every
 // rank gathers all ranks' rows in the order (class, rank, raster), which is
@@ -326,20 +339,12 @@ static void regroup_rows(CagNet* m, float* X, float* Y, const float* S) {
 // is the global one on every rank.
 static float content_mmd(CagNet* m, const float* fake, const float* real, const uint8_t* lbl,
                          float scale) {
-    int B = m->B, D = m->D, K = m->K, HW = m->sc[0].Hf * m->sc[0].Wf;
-    // counting sort of valid pixels by class
-    int *start = m->cls_start, *pos = m->cls_pos, *fill = m->cls_fill;
-    memset(start, 0, ((size_t)K + 1) * sizeof(int));
-    for (int i = 0; i < B * HW; i++)
-        if (lbl[i] != 255) start[lbl[i] + 1]++;
-    for (int c = 0; c < K; c++) start[c + 1] += start[c];
-    int P = start[K];
-    memcpy(fill, start, (size_t)K * sizeof(int));
-    for (int i = 0; i < B * HW; i++)
-        if (lbl[i] != 255) pos[fill[lbl[i]]++] = i;
+    int D = m->D, K = m->K, HW = m->sc[0].Hf * m->sc[0].Wf;
+    int *start = m->cls_start, *pos = m->cls_pos;
+    int P = cagnet_sort_by_class(m, lbl);
 
     int multi = multi_rank(m);
-    int Pg = multi ? gather_layout(m, start) : P;
+    int Pg = multi ? cagnet_gather_layout(m, start) : P;
     const int* gstart = multi ? m->cls_gstart : start;  // rows of each class in X, Y
     const int* mine = multi ? m->cls_mine : start;      // first row of this rank's pixels
     size_t PD = (size_t)Pg * D, ws_n = mmd_grouped_workspace_floats(gstart, gstart, K);
@@ -368,7 +373,7 @@ static float content_mmd(CagNet* m, const float* fake, const float* real, const 
     }
     if (multi) {
         dist_allgather_floats(m->dist, dX, m->gather_n);
-        regroup_rows(m, X, Y, dX);
+        cagnet_regroup_rows(m, X, Y, dX);
     }
     memset(dX, 0, PD * sizeof(float));
     float loss = mmd_grouped_forward_backward(dX, X, Y, gstart, gstart, K, D, m->mmd_sigmas,
@@ -461,7 +466,7 @@ static float encoder_backward(CagNet* m, float r0) {
 
 // This rank's shares of the loss components summed over ranks: the global
 // values (the MMD content loss is global already).
-static void sum_losses(const CagNet* m, Step1Losses* L) {
+void cagnet_sum_losses(const CagNet* m, Step1Losses* L) {
     if (!multi_rank(m)) return;
     double v[8] = {L->d_gan_real, L->d_gan_fake, L->d_ce_real, L->d_ce_fake,
                    L->e_ce,       L->kl,         L->g_gan,     m->content_mmd ? 0.0 : L->g_content};
@@ -502,8 +507,8 @@ void cagnet_step1(CagNet* m, const float* img, const uint8_t* labels, const Step
     double cnt[CAGNET_MAX_SCALES];
     float r[CAGNET_MAX_SCALES];
     for (int j = 0; j < m->n_scales; j++)
-        cnt[j] = count_valid(j ? NULL : valid, m->sc[j].lbl, (size_t)B * m->sc[j].Hf * m->sc[j].Wf);
-    share_ratios(m, cnt, r, m->n_scales);
+        cnt[j] = cagnet_count_valid(j ? NULL : valid, m->sc[j].lbl, (size_t)B * m->sc[j].Hf * m->sc[j].Wf);
+    cagnet_share_ratios(m, cnt, r, m->n_scales);
     Step1Losses L = {0};
 
     // D set: GAN real/fake; CE_msc on real outputs (the E set's CE reuses the
@@ -550,7 +555,7 @@ void cagnet_step1(CagNet* m, const float* img, const uint8_t* labels, const Step
         L.kl = r[0] * kl_forward_backward(NULL, NULL, s0->cm.mu, s0->cm.logvar, valid, B, D, HW,
                                           1.0f);
 
-    sum_losses(m, &L);
+    cagnet_sum_losses(m, &L);
     L.loss_d = L.d_gan_real + L.d_gan_fake + md.real_ce_weight * L.d_ce_real +
                md.fake_ce_weight * L.d_ce_fake;
     L.loss_e = m->backbone_ce_weight * L.e_ce + m->kl_weight * L.kl;
@@ -565,31 +570,38 @@ Step1Mode cagnet_mode_mixed(const CagNet* m) {
 
 // ---------------------------------------------------------------- step2
 
-float cagnet_step2(CagNet* m, const StepRng* rng) {
-    int B = m->B, D = m->D;
-    int HW = m->sc[0].Hf * m->sc[0].Wf;
+void cagnet_draw_step2_labels(CagNet* m, const StepRng* rng) {
+    int B = m->B, HW = m->sc[0].Hf * m->sc[0].Wf;
     uint32_t total = m->class_cum[m->K - 1];
-    memset(m->grads, 0, m->pt.total * sizeof(float));
 #pragma omp parallel for
     for (int b = 0; b < B; b++) {
-        uint64_t sample = (uint64_t)(rng->sample0 + b);
-        uint64_t cs = rng_stream(RNG_CLASS_DRAW, (uint64_t)rng->iter, sample);
+        uint64_t cs = rng_stream(RNG_CLASS_DRAW, (uint64_t)rng->iter, (uint64_t)(rng->sample0 + b));
         for (int p = 0; p < HW; p++) {
             uint32_t u = rng_uint_below(rng->seed, cs, (uint64_t)p, total);
             int c = 0;
             while (m->class_cum[c] <= u) c++;
             m->y2[(size_t)b * HW + p] = (uint8_t)c;
         }
-        rng_fill_normal(m->latent + (size_t)b * D * HW, (size_t)D * HW, rng->seed,
-                        rng_stream(RNG_LATENT, (uint64_t)rng->iter, sample), 0);
     }
+}
+
+float cagnet_step2(CagNet* m, const StepRng* rng) {
+    int B = m->B, D = m->D;
+    int HW = m->sc[0].Hf * m->sc[0].Wf;
+    memset(m->grads, 0, m->pt.total * sizeof(float));
+    cagnet_draw_step2_labels(m, rng);
+#pragma omp parallel for
+    for (int b = 0; b < B; b++)
+        rng_fill_normal(m->latent + (size_t)b * D * HW, (size_t)D * HW, rng->seed,
+                        rng_stream(RNG_LATENT, (uint64_t)rng->iter, (uint64_t)(rng->sample0 + b)),
+                        0);
     embed_labels(m, m->emap, m->y2, B, HW);
     gen_forward(&m->gen, m->params, &m->gen_acts, m->emap, m->latent, rng, m->ws);
     dc_forward(&m->dc, m->params, &m->dc_fake, m->gen_acts.fake, DC_ID_REAL, rng, m->ws);
     memset(m->dfake, 0, (size_t)B * D * HW * sizeof(float));
     double cnt = (double)B * HW;  // every drawn label counts
     float r;
-    share_ratios(m, &cnt, &r, 1);
+    cagnet_share_ratios(m, &cnt, &r, 1);
     float ce = ce_output(m, &m->dc_fake, m->gen_acts.fake, m->y2, r, m->step2_cls_weight,
                          m->step2_gen_weight, m->dfake);
     if (m->step2_gen_weight != 0.0f)

@@ -164,4 +164,27 @@ int cagnet_update_ranges(const CagNet* m, const UpdatePlan* p,
                          size_t* offsets,  // (3)
                          size_t* counts);  // (3)
 
+// ---------------------------------------------------------------- pieces
+// Host-side parts of the steps that the CUDA mirror (cuda/cagnet_cuda.cu)
+// runs as they are, so both backends share them.
+
+// ratio[i] = local[i] / (sum over ranks of local[i]), 0 where the sum is 0:
+// the factor that turns a mean over this rank's elements into its share of
+// the mean over the global batch (exactly 1 or 0 in a single process).
+void cagnet_share_ratios(const CagNet* m, const double* local, float* ratio, int n);
+// Valid (label != 255) pixels of lbl; v (n) gets the mask when non-NULL.
+double cagnet_count_valid(uint8_t* v, const uint8_t* lbl, size_t n);
+// Counting sort of scale 0's valid pixels by class: m->cls_start (K + 1) and
+// m->cls_pos (pixel of each row, raster order within a class). Returns the rows.
+int cagnet_sort_by_class(CagNet* m, const uint8_t* lbl);
+// Several ranks, MMD: per-class counts of every rank, the global row layout
+// (cls_gstart, cls_mine) and each rank's gather size; returns the global rows.
+int cagnet_gather_layout(CagNet* m, const int* start);
+// The gathered blocks S (rank by rank: X rows, then Y rows) regrouped by class.
+void cagnet_regroup_rows(CagNet* m, float* X, float* Y, const float* S);
+// Loss components summed over ranks (the MMD content loss is global already).
+void cagnet_sum_losses(const CagNet* m, Step1Losses* L);
+// step2's class draw into m->y2 (B, Hf0, Wf0) (contract §4 keys).
+void cagnet_draw_step2_labels(CagNet* m, const StepRng* rng);
+
 #endif  // ZSSEG_CAGNET_H

@@ -221,6 +221,61 @@ HD float hd_dropout(float x, float p, uint64_t seed, uint64_t stream, uint64_t i
     return hd_rng_uniform(seed, stream, i) < p ? 0.0f : x / (1.0f - p);
 }
 
+// ---------------------------------------------------------------- frozen batch norm
+// scale = gamma / sqrt(var + eps), shift = beta - mean * scale, in double so
+// the fold adds no rounding of its own to the per-channel affine.
+HD void hd_bn_fold(float mean, float var, float gamma, float beta, float eps, float* scale,
+                   float* shift) {
+    double s = (double)gamma / sqrt((double)var + (double)eps);
+    *scale = (float)s;
+    *shift = (float)((double)beta - (double)mean * s);
+}
+
+// ---------------------------------------------------------------- max pooling
+// PyTorch's rule: pad <= k/2 and the padded input holds a whole window, so
+// every window holds an input pixel.
+HD int hd_maxpool_geometry_ok(int H, int W, int k, int stride, int pad) {
+    return k >= 1 && stride >= 1 && pad >= 0 && pad <= k / 2 && H + 2 * pad >= k &&
+           W + 2 * pad >= k;
+}
+// Window of output (oy, ox) over one (H, W) plane, clipped to the input
+// (padding never wins): the first maximum in raster order, NaN propagates.
+// Returns its flat index into the plane and its value in *m.
+HD int hd_maxpool_window(const float* x, int H, int W, int oy, int ox, int k, int stride, int pad,
+                         float* m) {
+    int y0 = oy * stride - pad, y1 = y0 + k < H ? y0 + k : H;
+    int x0 = ox * stride - pad, x1 = x0 + k < W ? x0 + k : W;
+    if (y0 < 0) y0 = 0;
+    if (x0 < 0) x0 = 0;
+    int best = y0 * W + x0;
+    float v0 = x[best];
+    for (int iy = y0; iy < y1; iy++)
+        for (int ix = x0; ix < x1; ix++) {
+            float v = x[iy * W + ix];
+            if (v > v0 || isnan(v)) {
+                v0 = v;
+                best = iy * W + ix;
+            }
+        }
+    *m = v0;
+    return best;
+}
+
+// ---------------------------------------------------------------- multi-scale max fusion
+// Element i of the max over k maps: returns the winning map (strict >, so the
+// first one on ties) and its value in *m.
+HD int hd_max_fuse(const float* const* inputs, int k, size_t i, float* m) {
+    float best = inputs[0][i];
+    int w = 0;
+    for (int j = 1; j < k; j++)
+        if (inputs[j][i] > best) {
+            best = inputs[j][i];
+            w = j;
+        }
+    *m = best;
+    return w;
+}
+
 // ---------------------------------------------------------------- resize
 // PyTorch F.interpolate with an output size (no scale_factor), in float as
 // PyTorch computes it (area_pixel_compute_scale / _source_index).
@@ -240,6 +295,10 @@ HD void hd_bilinear_taps(float scale, int dst, int in, int align_corners, int* i
     *i0 = i;
     *i1 = i < in - 1 ? i + 1 : i;
     *w1 = l < 0.0f ? 0.0f : (l > 1.0f ? 1.0f : l);
+}
+// Bilinear blend of the four taps v<row><col> with the weights of rows/cols 1.
+HD float hd_bilerp(float v00, float v01, float v10, float v11, float lh, float lw) {
+    return (1.0f - lh) * ((1.0f - lw) * v00 + lw * v01) + lh * ((1.0f - lw) * v10 + lw * v11);
 }
 // mode='nearest': src = min(floor(dst * (float)in/out), in - 1)
 HD int hd_nearest_src(int dst, int in, int out) {

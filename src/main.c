@@ -14,6 +14,9 @@
 #include "signals.h"
 #include "synth.h"
 #include "train.h"
+#ifdef ZSSEG_HAVE_CUDA
+#include "zsseg_cuda.h"
+#endif
 
 static const CliOption train_options[] = {
     {"run-dir", 0, "DIR", "run directory (overrides run.out_dir)"},
@@ -135,5 +138,8 @@ static const CliCommand commands[] = {
 int main(int argc, char** argv) {
     // before anything slow: SLURM's warning signal may come at job start
     if (argc > 1 && strcmp(argv[1], "train") == 0) signals_install();
+#ifdef ZSSEG_HAVE_CUDA
+    cuda_backend_register();
+#endif
     return cli_main(argc, argv, commands, (int)(sizeof commands / sizeof commands[0]));
 }

@@ -2,10 +2,10 @@
 // argmax never races.
 #include "pool.h"
 
-#include <math.h>
 #include <stddef.h>
 
 #include "common.h"
+#include "hd_math.h"
 
 int maxpool2d_out_size(int in, int k, int stride, int pad, int ceil_mode) {
     int span = in + 2 * pad - k;
@@ -17,7 +17,7 @@ int maxpool2d_out_size(int in, int k, int stride, int pad, int ceil_mode) {
 
 void maxpool2d_forward(float* out, int* argmax, const float* inp, int B, int C, int H, int W,
                        int k, int stride, int pad, int ceil_mode) {
-    if (k < 1 || stride < 1 || pad < 0 || pad > k / 2 || H + 2 * pad < k || W + 2 * pad < k)
+    if (!hd_maxpool_geometry_ok(H, W, k, stride, pad))
         ZS_FAIL("max pooling needs pad <= k/2 and an input at least as large as the window",
                 "maxpool k %d stride %d pad %d on %dx%d input", k, stride, pad, H, W);
     int Ho = maxpool2d_out_size(H, k, stride, pad, ceil_mode);
@@ -27,26 +27,10 @@ void maxpool2d_forward(float* out, int* argmax, const float* inp, int B, int C, 
         const float* x = inp + (size_t)bc * H * W;
         float* y = out + (size_t)bc * Ho * Wo;
         int* am = argmax + (size_t)bc * Ho * Wo;
-        for (int oy = 0; oy < Ho; oy++) {
-            int y0 = oy * stride - pad, y1 = y0 + k < H ? y0 + k : H;
-            if (y0 < 0) y0 = 0;
-            for (int ox = 0; ox < Wo; ox++) {
-                int x0 = ox * stride - pad, x1 = x0 + k < W ? x0 + k : W;
-                if (x0 < 0) x0 = 0;
-                int best = y0 * W + x0;
-                float m = x[best];
-                for (int iy = y0; iy < y1; iy++)
-                    for (int ix = x0; ix < x1; ix++) {
-                        float v = x[iy * W + ix];
-                        if (v > m || isnan(v)) {
-                            m = v;
-                            best = iy * W + ix;
-                        }
-                    }
-                y[oy * Wo + ox] = m;
-                am[oy * Wo + ox] = best;
-            }
-        }
+        for (int oy = 0; oy < Ho; oy++)
+            for (int ox = 0; ox < Wo; ox++)
+                am[oy * Wo + ox] =
+                    hd_maxpool_window(x, H, W, oy, ox, k, stride, pad, &y[oy * Wo + ox]);
     }
 }
 

@@ -22,8 +22,7 @@ void resize_bilinear_forward(float* out, const float* inp, int B, int C, int H, 
             const float* r1 = ip + (size_t)h1 * W;
             for (int ow = 0; ow < Wo; ow++) {
                 hd_bilinear_taps(sw, ow, W, align_corners, &w0, &w1, &lw);
-                op[ow] = (1.0f - lh) * ((1.0f - lw) * r0[w0] + lw * r0[w1]) +
-                         lh * ((1.0f - lw) * r1[w0] + lw * r1[w1]);
+                op[ow] = hd_bilerp(r0[w0], r0[w1], r1[w0], r1[w1], lh, lw);
             }
         }
     }

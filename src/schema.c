@@ -301,6 +301,9 @@ const CfgSpec cfg_schema[] = {
     KEY_FLOAT("dist.bucket_mb", "25.0", POSITIVE, "gradient all-reduce bucket size, MiB"),
     KEY_FLOAT("dist.first_bucket_mb", "1.0", POSITIVE,
               "size of the first bucket, MiB (small, so communication starts early)"),
+    KEY_FLOAT("dist.collective_timeout_s", "600.0", POSITIVE,
+              "seconds a GPU collective (NCCL) may take before the watchdog aborts the job so "
+              "SLURM can requeue it"),
     KEY_INT("dist.check_every", "1000", AT_LEAST(0),
             "iterations between cross-rank parameter checksum checks; 0 = never"),
 };

@@ -4,22 +4,12 @@
 #include <string.h>
 
 #include "common.h"
+#include "hd_math.h"
 
 void max_fuse_forward(float* out, uint8_t* which, const float* const* inputs, int k, size_t n) {
     if (k < 1 || k > 256) ZS_FAIL("fuse between 1 and 256 maps", "max_fuse_forward: k = %d", k);
 #pragma omp parallel for
-    for (size_t i = 0; i < n; i++) {
-        float best = inputs[0][i];
-        int w = 0;
-        // strict > keeps the first map on ties
-        for (int j = 1; j < k; j++)
-            if (inputs[j][i] > best) {
-                best = inputs[j][i];
-                w = j;
-            }
-        out[i] = best;
-        which[i] = (uint8_t)w;
-    }
+    for (size_t i = 0; i < n; i++) which[i] = (uint8_t)hd_max_fuse(inputs, k, i, &out[i]);
 }
 
 void max_fuse_backward(float* const* dinputs, const float* dout, const uint8_t* which, int k,

@@ -10,6 +10,7 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "coordinator.h"
+#include "device_backend.h"
 #include "evaluate.h"
 #include "loader.h"
 #include "predict.h"
@@ -34,13 +35,13 @@ static void save_params(const RunContext* r, const CagNet* m, const char* name) 
 }
 
 static void log_start(const RunContext* r, const CagNet* m, const Dataset* train,
-                      const Dataset* test, const Coordinator* c) {
+                      const Dataset* test, const Coordinator* c, const DeviceRun* dv) {
     if (r->d.rank != 0) return;
     int unseen = 0;
     for (int k = 0; k < r->cs.K; k++) unseen += r->cs.unseen[k] != 0;
     log_info("resolved config:\n%s", r->cfg_text);
-    log_info("world %d rank(s), %d per node | device cpu | %d OpenMP thread(s) per rank",
-             r->d.world, r->d.local_world, omp_get_max_threads());
+    log_info("world %d rank(s), %d per node | device %s | %d OpenMP thread(s) per rank",
+             r->d.world, r->d.local_world, dv->desc, omp_get_max_threads());
     log_info("data: %d training images (%d dropped by strict_inductive), %d test images, "
              "%d classes (%d unseen)",
              train->n, train->n_dropped, test->n, r->cs.K, unseen);
@@ -176,6 +177,7 @@ typedef struct {
     const Coordinator* co;
     Loader* loader;
     TrainLog* tl;
+    DeviceRun* dv;  // the CPU when dv->g is NULL
     size_t bucket;  // allreduce bucket, floats
     uint64_t seed;
     int B;          // per-rank batch
@@ -203,16 +205,25 @@ static ControlRecord train_iteration(const TrainStep* t, CagNet* m, long iter) {
     plan.lr_e = rec.lr_e, plan.lr_d = rec.lr_d, plan.lr_g = rec.lr_g;
 
     StepRng rng = {t->seed, rec.iter, r->d.rank * t->B, 1};
+    const DeviceBackend* be = t->dv->be;
+    DeviceModel* g = t->dv->g;
     if (rec.kind == STEP_KIND_STEP1) {
         const LoaderBatch* b = loader_next(t->loader);
         rng.sample0 = b->sample0;
         Step1Mode mode = cagnet_mode_mixed(m);
-        int mixed = t->co->kind[rec.stage] == STAGE_MIXED;
+        const Step1Mode* md = t->co->kind[rec.stage] == STAGE_MIXED ? &mode : NULL;
         Step1Losses l1;
-        cagnet_step1(m, b->images, b->labels, &rng, mixed ? &mode : NULL, &l1);
+        if (g)
+            be->step1(g, m, &plan, b->images, b->labels, &rng, md, &l1);
+        else
+            cagnet_step1(m, b->images, b->labels, &rng, md, &l1);
         train_log_step1(t->tl, &l1);
     } else {
-        train_log_step2(t->tl, cagnet_step2(m, &rng));
+        train_log_step2(t->tl, g ? be->step2(g, m, &plan, &rng) : cagnet_step2(m, &rng));
+    }
+    if (g) {  // the sums already run on NCCL during the backward
+        be->reduce_and_apply(g, m, &plan);
+        return rec;
     }
     size_t off[3], cnt[3];
     int nr = cagnet_update_ranges(m, &plan, off, cnt);
@@ -237,6 +248,8 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
     const Config* cfg = r.cfg;
     Coordinator co;
     coord_init(&co, cfg);
+    DeviceRun dv;
+    device_run_select(&dv, cfg, &r.d);
 
     char* chosen = r.d.rank == 0 ? choose_checkpoint(&r, resume) : NULL;
     char* ckpt = dist_broadcast_text(&r.d, chosen);
@@ -272,12 +285,13 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
         snprintf(path, sizeof path, "%s/trace/rank_%d.txt", r.out_dir, r.d.rank);
         trace = fopenCheck(path, "a");
     }
-    log_start(&r, &m, &train, &test, &co);
+    device_run_start(&dv, cfg, &r.d, &m);
+    log_start(&r, &m, &train, &test, &co, &dv);
 
     TrainLog tl;
     train_log_open(&tl, cfg, &r.d, r.out_dir, co.total, st.iter);
     size_t bucket = (size_t)(config_get_float(cfg, "dist.bucket_mb") * 1048576.0 / 4.0);
-    TrainStep ts = {&r, &co, loader, &tl, bucket ? bucket : 1,
+    TrainStep ts = {&r, &co, loader, &tl, &dv, bucket ? bucket : 1,
                     (uint64_t)config_get_int(cfg, "run.seed"), B};
     long check_every = config_get_int(cfg, "dist.check_every");
     char eval_dir[4096];
@@ -291,8 +305,9 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
         signals_fault_injection(iter, r.d.rank);
         ControlRecord rec = train_iteration(&ts, &m, iter);
         StageKind stage = co.kind[rec.stage];
-        if (check_every > 0 && (iter + 1) % check_every == 0)
-            dist_check_params(&r.d, m.params, m.pt.total, iter);
+        int check = check_every > 0 && (iter + 1) % check_every == 0;
+        if (check || rec.evaluate || rec.checkpoint) device_run_download(&dv, &m);
+        if (check) dist_check_params(&r.d, m.params, m.pt.total, iter);
         if (trace) fprintf(trace, "%ld %s %s\n", iter, coord_stage_name(stage),
                            coord_kind_name((StepKind)rec.kind));
         train_log_maybe_flush(&tl, &rec, coord_stage_name(stage),
@@ -333,6 +348,7 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
     train_log_close(&tl);
     if (trace) fcloseCheck(trace, "trace file");
     free(ckpt);
+    device_run_close(&dv);
     cagnet_free(&m);
     loader_close(loader);
     dataset_free(&train);

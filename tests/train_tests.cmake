@@ -25,3 +25,13 @@ add_test(NAME train_resume_exact
                  $<TARGET_FILE:h5_compare> ${CMAKE_CURRENT_BINARY_DIR}/train_resume)
 set_tests_properties(train_resume_exact PROPERTIES LABELS "train;mpi" TIMEOUT 600
                      ENVIRONMENT "${ZSSEG_TEST_ENV}")
+
+# run.device = cuda in a build without the CUDA backend: refused before
+# training (the CUDA build's tests/gpu cover the GPU cases).
+if(NOT ZSSEG_USE_CUDA)
+  add_test(NAME train_device_cuda_without_backend
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/train_device.sh nobackend $<TARGET_FILE:zsseg>
+                   ${CMAKE_CURRENT_BINARY_DIR}/train_device)
+  set_tests_properties(train_device_cuda_without_backend PROPERTIES LABELS "train;cli" TIMEOUT 120
+                       ENVIRONMENT "${ZSSEG_TEST_ENV}")
+endif()

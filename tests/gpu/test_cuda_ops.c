@@ -384,7 +384,15 @@ int main(int argc, char** argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world);
     zs_set_rank(rank, world);
-    cuda_device_select(rank, 0);  // one rank per GPU, single node
+    if (world > cuda_device_count()) {  // NCCL needs one GPU per rank
+        if (rank == 0) printf("test_cuda_ops: %d ranks but %d GPU(s), skipped\n", world,
+                              cuda_device_count());
+        MPI_Finalize();
+        return 77;
+    }
+    unsigned char uuid[16];
+    char desc[256];
+    cuda_device_select(rank, uuid, desc, sizeof desc);  // single node: rank = local rank
 
     CudaContext* det = cuda_context_create(0, 1);
     CudaContext* fast = cuda_context_create(0, 0);

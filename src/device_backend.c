@@ -1,0 +1,84 @@
+#include "device_backend.h"
+
+#include <string.h>
+
+#include "common.h"
+#include "mem_plan.h"
+
+static const DeviceBackend* registered;
+
+void device_backend_register(const DeviceBackend* b) { registered = b; }
+
+const DeviceBackend* device_backend_get(void) { return registered; }
+
+int device_find_shared(const unsigned char* uuids, int n, int me) {
+    for (int i = 0; i < n; i++)
+        if (i != me && !memcmp(uuids + (size_t)i * 16, uuids + (size_t)me * 16, 16)) return i;
+    return -1;
+}
+
+// 1 when this rank can and should use the backend.
+static int want_device(const char* choice, const DeviceBackend* be) {
+    if (!strcmp(choice, "cpu")) return 0;
+    int count = be ? be->device_count() : 0;
+    if (!strcmp(choice, "auto")) return count > 0;
+    if (!be)
+        ZS_FAIL("rebuild with CUDA (cmake -DZSSEG_CUDA=ON; needs nvcc, cuDNN and NCCL) or set "
+                "run.device = cpu",
+                "run.device = cuda, but this zsseg was built without the CUDA backend");
+    if (count == 0)
+        ZS_FAIL("set run.device = cpu (or auto), or check `nvidia-smi` and CUDA_VISIBLE_DEVICES "
+                "on this node",
+                "run.device = cuda, but no CUDA GPU is visible on this node");
+    return 1;
+}
+
+void device_run_select(DeviceRun* dv, const Config* cfg, Dist* d) {
+    memset(dv, 0, sizeof *dv);
+    const char* choice = config_get_string(cfg, "run.device");
+    int use = want_device(choice, device_backend_get());
+    int lo = use, hi = use;
+    mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_INT, MPI_MIN, d->comm));
+    mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_INT, MPI_MAX, d->comm));
+    if (lo != hi)
+        ZS_FAIL("set run.device = cuda (and run on GPU nodes only) or run.device = cpu",
+                "run.device = %s: some ranks see a GPU and others do not", choice);
+    if (!use) {
+        snprintf(dv->desc, sizeof dv->desc, "cpu");
+        return;
+    }
+    dv->be = device_backend_get();
+    dv->be->select(d, config_get_bool(cfg, "run.allow_gpu_sharing"), dv->desc, sizeof dv->desc);
+    log_info("run.device = %s: %s on every rank (rank 0: %s)", choice, dv->be->name, dv->desc);
+}
+
+void device_run_start(DeviceRun* dv, const Config* cfg, Dist* d, CagNet* m) {
+    MemPlan plan;
+    if (!dv->be) {
+        mem_plan_cagnet(&plan, m, 0);
+        if (d->rank == 0) mem_plan_log(&plan, "cpu, per rank");
+        return;
+    }
+    mem_plan_cagnet(&plan, m, DEVICE_CONV_WORKSPACE_BYTES);
+    if (d->rank == 0) mem_plan_log(&plan, dv->be->name);
+    size_t free_b = 0, total_b = 0;
+    dv->be->memory(&free_b, &total_b);
+    char msg[1024];
+    if (mem_plan_check(&plan, free_b, total_b, msg, sizeof msg))
+        ZS_FAIL("see the memory plan above", "rank %d: %s", d->rank, msg);
+    DeviceOptions o = {config_get_bool(cfg, "run.tf32"),
+                       config_get_bool(cfg, "run.deterministic"),
+                       (size_t)(config_get_float(cfg, "dist.first_bucket_mb") * 1048576.0),
+                       (size_t)(config_get_float(cfg, "dist.bucket_mb") * 1048576.0),
+                       config_get_float(cfg, "dist.collective_timeout_s"), d};
+    dv->g = dv->be->model_create(m, &o);
+}
+
+void device_run_download(DeviceRun* dv, CagNet* m) {
+    if (dv->g) dv->be->download(dv->g, m);
+}
+
+void device_run_close(DeviceRun* dv) {
+    if (dv->g) dv->be->model_destroy(dv->g);
+    memset(dv, 0, sizeof *dv);
+}
