@@ -123,6 +123,7 @@ void device_model_destroy(DeviceModel* g) {
     if (!g) return;
     grad_sync_destroy(&g->sync);
     cuda_synchronize(g->ctx);
+    for (int j = 0; j < CAGNET_MAX_SCALES; j++) free(g->sc[j].bb.blocks);  // host records
     if (g->rows) cudaCheck(cudaFree(g->rows));
     cuda_pinned_free(g->pinned_img);
     device_arena_destroy(g->arena);
@@ -188,7 +189,7 @@ static float content_mmd(DeviceModel* g, CagNet* m, const float* fake, const flo
     } else {
         // this rank's X rows then Y rows, gathered on the host like cagnet.c
         size_t mineD = (size_t)P * D, all = 2 * PD;
-        float* S = (float*)mallocCheck((all ? all : 1) * sizeof(float));
+        float* S = (float*)mallocCheck((all + 1) * sizeof(float));
         float* Xs = S;
         for (int r = 0; r < m->dist->rank; r++) Xs += m->gather_n[r];
         gather_rows_cuda(ctx, dX, fake, g->pos, P, D, HW);
@@ -196,7 +197,7 @@ static float content_mmd(DeviceModel* g, CagNet* m, const float* fake, const flo
         gather_rows_cuda(ctx, dX, real, g->pos, P, D, HW);
         cuda_memcpy_d2h(Xs + mineD, dX, mineD * sizeof(float));
         dist_allgather_floats(m->dist, S, m->gather_n);
-        float* XY = (float*)mallocCheck((all ? all : 1) * sizeof(float));
+        float* XY = (float*)mallocCheck((all + 1) * sizeof(float));
         cagnet_regroup_rows(m, XY, XY + PD, S);
         cuda_memcpy_h2d(X, XY, all * sizeof(float));
         free(XY);
@@ -210,15 +211,16 @@ static float content_mmd(DeviceModel* g, CagNet* m, const float* fake, const flo
         return loss;
     }
     // this rank's rows of each class sit at cls_mine[c] in the global order
-    float* all = (float*)mallocCheck((PD ? PD : 1) * sizeof(float));
-    float* mine = (float*)mallocCheck(((size_t)P * D ? (size_t)P * D : 1) * sizeof(float));
+    size_t mineD = (size_t)P * D;
+    float* all = (float*)mallocCheck((PD + 1) * sizeof(float));
+    float* mine = (float*)mallocCheck((mineD + 1) * sizeof(float));
     cuda_memcpy_d2h(all, dX, PD * sizeof(float));
     for (int c = 0; c < K; c++) {
         size_t rows = (size_t)(start[c + 1] - start[c]);
         memcpy(mine + (size_t)start[c] * D, all + (size_t)m->cls_mine[c] * D,
                rows * D * sizeof(float));
     }
-    cuda_memcpy_h2d(dX, mine, (size_t)P * D * sizeof(float));
+    cuda_memcpy_h2d(dX, mine, mineD * sizeof(float));
     scatter_rows_add_cuda(ctx, g->dfake, dX, g->pos, P, D, HW);
     free(mine);
     free(all);

@@ -25,10 +25,21 @@ extern "C" void cuda_context_destroy(CudaContext* ctx) {
     cudaCheck(cudaStreamSynchronize(ctx->stream));
     conv_plans_destroy(ctx);
     cudaCheck(cudaFree(ctx->workspace));
+    cudaCheck(cudaFree(ctx->partials));
     cublasCheck(cublasDestroy(ctx->cublas));
     cudnnCheck(cudnnDestroy(ctx->cudnn));
     cudaCheck(cudaStreamDestroy(ctx->stream));
     free(ctx);
+}
+
+double* cuda_scratch_doubles(CudaContext* ctx, size_t n) {
+    if (n > ctx->partials_n) {
+        cudaCheck(cudaStreamSynchronize(ctx->stream));
+        cudaCheck(cudaFree(ctx->partials));
+        cudaCheck(cudaMalloc((void**)&ctx->partials, n * sizeof(double)));
+        ctx->partials_n = n;
+    }
+    return ctx->partials;
 }
 
 extern "C" void cuda_synchronize(CudaContext* ctx) {

@@ -214,11 +214,13 @@ extern "C" void conv2d_backward_cuda(CudaContext* ctx, float* dinp, float* dweig
                                      const Conv2dDesc* d, int B, int H, int W) {
     ConvPlan* p = plan_get(ctx, d, B, H, W);
     const float one = 1.0f;
-    cudnnCheck(cudnnSetConvolutionMathType(p->conv, p->bwd_filter.math));
-    cudnnCheck(cudnnConvolutionBackwardFilter(ctx->cudnn, &one, p->x, inp, p->y, dout, p->conv,
-                                              (cudnnConvolutionBwdFilterAlgo_t)p->bwd_filter.algo,
-                                              ctx->workspace, ctx->workspace_bytes, &one, p->w,
-                                              dweight));
+    if (dweight) {  // NULL: input gradient only (G's loss through a frozen D)
+        cudnnCheck(cudnnSetConvolutionMathType(p->conv, p->bwd_filter.math));
+        cudnnCheck(cudnnConvolutionBackwardFilter(
+            ctx->cudnn, &one, p->x, inp, p->y, dout, p->conv,
+            (cudnnConvolutionBwdFilterAlgo_t)p->bwd_filter.algo, ctx->workspace,
+            ctx->workspace_bytes, &one, p->w, dweight));
+    }
     if (dinp) {
         cudnnCheck(cudnnSetConvolutionMathType(p->conv, p->bwd_data.math));
         cudnnCheck(cudnnConvolutionBackwardData(ctx->cudnn, &one, p->w, weight, p->y, dout, p->conv,

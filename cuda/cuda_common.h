@@ -46,7 +46,14 @@ struct CudaContext {
     size_t workspace_bytes;
     struct ConvPlan* plans;  // cached per conv shape (conv_cudnn.cu)
     int n_plans, cap_plans;
+    double* partials;  // reduction scratch (loss_cuda.cu), grown by cuda_scratch_doubles
+    size_t partials_n;
 };
+
+// The context's device scratch of at least n doubles, for per-block partial
+// sums. Growing it waits for the stream (queued kernels may use the old one),
+// so callers ask once per op for all they need; the contents are not kept.
+double* cuda_scratch_doubles(CudaContext* ctx, size_t n);
 
 // Release the conv plan cache (conv_cudnn.cu); called by cuda_context_destroy.
 void conv_plans_destroy(CudaContext* ctx);

@@ -91,7 +91,7 @@ void conv2d_forward_cuda(CudaContext* ctx,
 // ACCUMULATES (+=) into dinp, dweight, dbias.
 void conv2d_backward_cuda(CudaContext* ctx,
                           float* dinp,          // (B, C_in, H, W) or NULL; accumulated
-                          float* dweight,       // (C_out, C_in, kh, kw); accumulated
+                          float* dweight,       // (C_out, C_in, kh, kw) or NULL; accumulated
                           float* dbias,         // (C_out) or NULL; accumulated
                           const float* dout,    // (B, C_out, Ho, Wo)
                           const float* inp,     // (B, C_in, H, W)

@@ -180,7 +180,17 @@ static Ws ws_split(const Backbone* bb, int B, int H, int W, float* ws) {
     return p;
 }
 
+static void* host_alloc(void* ctx, size_t bytes) {
+    (void)ctx;
+    return mallocCheck(bytes);
+}
+
 void backbone_acts_alloc(BackboneActs* a, const Backbone* bb, int B, int H, int W) {
+    backbone_acts_alloc_with(a, bb, B, H, W, host_alloc, NULL);
+}
+
+void backbone_acts_alloc_with(BackboneActs* a, const Backbone* bb, int B, int H, int W,
+                              void* (*alloc)(void* ctx, size_t bytes), void* ctx) {
     memset(a, 0, sizeof *a);
     a->B = B;
     a->H = H;
@@ -209,8 +219,8 @@ void backbone_acts_alloc(BackboneActs* a, const Backbone* bb, int B, int H, int 
     a->Hf = h;
     a->Wf = wd;
     n += (size_t)B * bb->cfg.feature_dim * h * wd;
-    a->mem = (float*)mallocCheck(n * sizeof(float));
-    a->argmax = (int*)mallocCheck(plane_p * sizeof(int));
+    a->mem = (float*)alloc(ctx, n * sizeof(float));
+    a->argmax = (int*)alloc(ctx, plane_p * sizeof(int));
     a->bytes =
         n * sizeof(float) + plane_p * sizeof(int) + (size_t)bb->n_blocks * sizeof(BottleneckActs);
     float* p = a->mem;

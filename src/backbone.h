@@ -87,6 +87,11 @@ typedef struct {
 } BackboneActs;
 
 void backbone_acts_alloc(BackboneActs* a, const Backbone* bb, int B, int H, int W);
+// The same layout with the float block and argmax from alloc (the CUDA
+// mirror's device arena); a->blocks stays host memory (the host reads the
+// block sizes) and is the caller's to free.
+void backbone_acts_alloc_with(BackboneActs* a, const Backbone* bb, int B, int H, int W,
+                              void* (*alloc)(void* ctx, size_t bytes), void* ctx);
 void backbone_acts_free(BackboneActs* a);
 
 // Floats of the workspace shared by forward and backward at this input size
