@@ -74,6 +74,31 @@ void device_run_start(DeviceRun* dv, const Config* cfg, Dist* d, CagNet* m) {
     dv->g = dv->be->model_create(m, &o);
 }
 
+void device_run_step1(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, const float* img,
+                      const uint8_t* labels, const StepRng* rng, const Step1Mode* mode,
+                      Step1Losses* out) {
+    if (dv->g)
+        dv->be->step1(dv->g, m, plan, img, labels, rng, mode, out);
+    else
+        cagnet_step1(m, img, labels, rng, mode, out);
+}
+
+float device_run_step2(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, const StepRng* rng) {
+    return dv->g ? dv->be->step2(dv->g, m, plan, rng) : cagnet_step2(m, rng);
+}
+
+void device_run_update(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, Dist* d,
+                       size_t bucket_floats) {
+    if (dv->g) {
+        dv->be->reduce_and_apply(dv->g, m, plan);
+        return;
+    }
+    size_t off[3], cnt[3];
+    int nr = cagnet_update_ranges(m, plan, off, cnt);
+    dist_allreduce_ranges(d, m->grads, off, cnt, nr, bucket_floats, 1.0f);
+    cagnet_apply(m, plan);
+}
+
 void device_run_download(DeviceRun* dv, CagNet* m) {
     if (dv->g) dv->be->download(dv->g, m);
 }

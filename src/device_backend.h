@@ -89,6 +89,17 @@ void device_run_select(DeviceRun* dv, const Config* cfg, Dist* d);
 // Log the memory plan of m and, on a GPU, stop before training when it does
 // not fit the device's free memory; then upload m.
 void device_run_start(DeviceRun* dv, const Config* cfg, Dist* d, CagNet* m);
+// One step on the run's device: the backend's step, or the CPU reference
+// (cagnet_step1 / cagnet_step2). Then the update: on the CPU the plan's
+// ranges are summed over ranks with MPI (buckets of bucket_floats) and
+// cagnet_apply runs; on a GPU the NCCL sums already started in the backward.
+void device_run_step1(DeviceRun* dv, CagNet* m, const UpdatePlan* plan,
+                      const float* img,       // (B, 3, H, W)
+                      const uint8_t* labels,  // (B, H, W)
+                      const StepRng* rng, const Step1Mode* mode, Step1Losses* out);
+float device_run_step2(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, const StepRng* rng);
+void device_run_update(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, Dist* d,
+                       size_t bucket_floats);
 // The device's parameters and optimizer state into m (no-op on the CPU):
 // before anything on the host reads them.
 void device_run_download(DeviceRun* dv, CagNet* m);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
 #include "checkpoint.h"
 #include "cli.h"
 #include "config.h"
@@ -58,6 +59,16 @@ static const CliOption synth_options[] = {
 static const CliOption config_options[] = {
     {"reference", 0, NULL, "print the markdown reference of every key instead (README section)"},
     {"markdown", 0, NULL, "same as --reference"},
+    {0},
+};
+
+static const CliOption bench_options[] = {
+    {"iters", 0, "N", "timed CPU iterations of step1 and of step2 (default 3; 0: on paper only)"},
+    {"gpus", 0, "N", "GPUs of the on-paper estimate (default: the MPI ranks)"},
+    {"peak-tflops", 0, "X", "GPU peak (default 494.7: H100 SXM dense TF32)"},
+    {"efficiency", 0, "F", "assumed fraction of the peak the convolutions reach (default 0.45)"},
+    {"hbm-gbs", 0, "Y", "GPU memory bandwidth for element-wise passes (default 3350: H100 SXM)"},
+    {"busbw-gbs", 0, "Z", "NCCL allreduce bus bandwidth (default 360: H100 NVLink, ring)"},
     {0},
 };
 
@@ -129,6 +140,12 @@ static const CliCommand commands[] = {
      "info: list what a weights or checkpoint file holds (every dataset with its dtype and\n"
      "shape, and the total size); verify: check its checksums.",
      "info|verify CKPT", 2, NULL, run_ckpt},
+    {"bench", "one training iteration on paper (FLOPs, GPU time, scaling) and measured",
+     "Count the FLOPs of one step1 and one step2 iteration of the config from its layer shapes,\n"
+     "estimate the step time per GPU at --peak-tflops, the gradient allreduce at --busbw-gbs and\n"
+     "the scaling efficiency on --gpus GPUs; then time --iters iterations of each on random\n"
+     "inputs on this machine's CPU (and, under mpirun, the gradient allreduce).",
+     NULL, 0, bench_options, cmd_bench},
     {"config", "print the resolved config, or the reference of every key",
      "Print every config key with its resolved value and, as a comment, its source (default,\n"
      "FILE:LINE or --set). The output is itself a valid config file.",

@@ -205,30 +205,18 @@ static ControlRecord train_iteration(const TrainStep* t, CagNet* m, long iter) {
     plan.lr_e = rec.lr_e, plan.lr_d = rec.lr_d, plan.lr_g = rec.lr_g;
 
     StepRng rng = {t->seed, rec.iter, r->d.rank * t->B, 1};
-    const DeviceBackend* be = t->dv->be;
-    DeviceModel* g = t->dv->g;
     if (rec.kind == STEP_KIND_STEP1) {
         const LoaderBatch* b = loader_next(t->loader);
         rng.sample0 = b->sample0;
         Step1Mode mode = cagnet_mode_mixed(m);
         const Step1Mode* md = t->co->kind[rec.stage] == STAGE_MIXED ? &mode : NULL;
         Step1Losses l1;
-        if (g)
-            be->step1(g, m, &plan, b->images, b->labels, &rng, md, &l1);
-        else
-            cagnet_step1(m, b->images, b->labels, &rng, md, &l1);
+        device_run_step1(t->dv, m, &plan, b->images, b->labels, &rng, md, &l1);
         train_log_step1(t->tl, &l1);
     } else {
-        train_log_step2(t->tl, g ? be->step2(g, m, &plan, &rng) : cagnet_step2(m, &rng));
+        train_log_step2(t->tl, device_run_step2(t->dv, m, &plan, &rng));
     }
-    if (g) {  // the sums already run on NCCL during the backward
-        be->reduce_and_apply(g, m, &plan);
-        return rec;
-    }
-    size_t off[3], cnt[3];
-    int nr = cagnet_update_ranges(m, &plan, off, cnt);
-    dist_allreduce_ranges(&r->d, m->grads, off, cnt, nr, t->bucket, 1.0f);
-    cagnet_apply(m, &plan);
+    device_run_update(t->dv, m, &plan, &r->d, t->bucket);
     return rec;
 }
 

@@ -53,7 +53,7 @@ zsseg_cli_test(unknown_command 2 PATTERNS "unknown command 'frobnicate'" "Usage:
 zsseg_cli_test(unknown_option 2 PATTERNS "zsseg train: unknown option '--bogus'"
                ARGS train --bogus)
 zsseg_cli_test(missing_value 2 PATTERNS "option --config needs a value" ARGS config -c)
-foreach(cmd train eval predict extract embed synth ckpt config)
+foreach(cmd train eval predict extract embed synth ckpt config bench)
   zsseg_cli_test(${cmd}_help 0 PATTERNS "Usage: zsseg ${cmd}" "--config FILE" "--set KEY=VALUE"
                  ARGS ${cmd} --help)
 endforeach()
@@ -353,3 +353,84 @@ zsseg_cli_test(synth_bad_size 2 PATTERNS "zsseg synth: --size 8: expected an int
 zsseg_cli_test(synth_help_options 0
                PATTERNS "--out DIR" "--seed S" "--images N" "--size P" "--quality Q" "--from DIR" "--force"
                ARGS synth --help)
+
+# ---------------------------------------------------------------- bench
+# zsseg bench on the tiny config (COCO-stuff class lists: K = 182), batch 4
+# over --gpus 4: the counted lines must be flops_print of flops_cagnet for a
+# 1 x 3 x 32 x 32 batch (test_flops CFG K B H W prints it), and the times the
+# formulas below recomputed from the printed counts: GEMM = FLOPs / (peak *
+# efficiency), element-wise = bytes / HBM bandwidth, allreduce = bytes / algbw
+# with algbw = busbw * n / (2(n - 1)), scaling t / (t + t_ar) and
+# t / max(t, t_ar). Then 2 ranks: the measured allreduce and the formula.
+set(ZSSEG_CLI_BENCH [=[
+zsseg=$1 test_flops=$2 mpiexec=$3
+fail() { echo "FAIL: $*"; exit 1; }
+cls=(--set 'data.classes="datasets/cocostuff/classes.tsv"'
+     --set 'data.seen="datasets/cocostuff/seen.txt"' --set 'data.unseen="datasets/cocostuff/unseen.txt"')
+K=$(grep -c . datasets/cocostuff/classes.tsv)
+out=$("$zsseg" bench -c configs/tiny_test.cfg "${cls[@]}" --set data.batch_size=4 --iters 2 --gpus 4 \
+      --peak-tflops 0.001 \
+      --efficiency 0.5 --hbm-gbs 2 --busbw-gbs 0.5 2>&1) || { printf '%s\n' "$out"; fail "zsseg bench"; }
+printf '%s\n' "$out"
+want=$("$test_flops" configs/tiny_test.cfg "$K" 1 32 32) || fail "test_flops $K 1 32 32"
+[ "$(printf '%s\n' "$out" | grep -E '^(flops|bytes) ')" = "$want" ] ||
+  fail "the counted lines are not flops_cagnet's:"$'\n'"$want"
+printf '%s\n' "$out" | grep -qE '^measured step1 [0-9.e+-]+ s/iter = [0-9.e+-]+ GFLOP/s' ||
+  fail "no measured step1 line"
+printf '%s\n' "$out" | awk '
+  function close_to(got, want, what) {
+    if (got == "" || (got - want) ^ 2 > (1e-5 * want + 1e-4) ^ 2) {
+      printf "FAIL: %s: printed %s, formula %.9g\n", what, got, want; bad = 1
+    }
+    n_checked++
+  }
+  $1 == "flops" && $2 == "step1.total" { F = $3 }
+  $1 == "flops" && $2 == "step2.total" { F2 = $3 }
+  $1 == "bytes" { M = $3 }
+  $1 == "grad" { G = $4 }
+  /^allreduce on 4 GPUs/ { ar = $(NF - 1) }
+  /^time  step1 at 50%/ { gemm50 = $9; mem50 = $13; t50 = $(NF - 1) }
+  /^time  step1 at 100%/ { gemm100 = $9; t100 = $(NF - 1) }
+  /^time  step2 at 50%/ { s2 = $(NF - 1) }
+  /^scaling on 4 GPUs, step1 at 50%/ { no50 = $(NF - 3); sub(/,/, "", no50); full50 = $NF }
+  END {
+    t_mem = M / 2e9; t_ar = G / (0.5e9 * 4 / (2 * (4 - 1)))
+    t_1 = F / 1e9 + t_mem; t_h = F / 0.5e9 + t_mem
+    close_to(gemm100, F / 1e9 * 1e3, "GEMM ms at 100% of 0.001 TFLOP/s")
+    close_to(t100, t_1 * 1e3, "step1 ms at 100%")
+    close_to(gemm50, F / 0.5e9 * 1e3, "GEMM ms at 50%")
+    close_to(mem50, t_mem * 1e3, "element-wise ms at 2 GB/s")
+    close_to(t50, t_h * 1e3, "step1 ms at 50%")
+    close_to(s2, F2 / 0.5e9 * 1e3, "step2 ms at 50%")
+    close_to(ar, t_ar * 1e3, "allreduce ms on 4 GPUs at busbw 0.5 GB/s")
+    close_to(no50, t_h / (t_h + t_ar), "scaling without overlap")
+    close_to(full50, t_h / (t_h > t_ar ? t_h : t_ar), "scaling with full overlap")
+    if (F == "" || M == "" || G == "" || n_checked != 9) { print "FAIL: unparsed output"; bad = 1 }
+    exit bad
+  }' || fail "the on-paper arithmetic"
+out=$("$mpiexec" --oversubscribe -np 2 "$zsseg" bench -c configs/tiny_test.cfg "${cls[@]}" --iters 1 \
+      --busbw-gbs 0.5 2>&1) || { printf '%s\n' "$out"; fail "zsseg bench on 2 ranks"; }
+printf '%s\n' "$out"
+ar=$(printf '%s\n' "$out" | sed -n 's/^allreduce on 2 GPUs at busbw 0.5 GB\/s (algbw 0.5 GB\/s) = \(.*\) ms$/\1/p')
+[ -n "$ar" ] || fail "no on-paper allreduce line"
+printf '%s\n' "$out" | grep -qE "^measured allreduce on 2 ranks: [0-9.e+-]+ ms for .*the formula at busbw 0.5 GB/s: $ar ms$" ||
+  fail "no measured allreduce line with the formula's $ar ms"
+echo "bench ok"
+]=])
+add_test(NAME cli_bench
+         COMMAND bash -c "${ZSSEG_CLI_BENCH}" bash $<TARGET_FILE:zsseg> $<TARGET_FILE:test_flops>
+                 ${MPIEXEC_EXECUTABLE}
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(cli_bench PROPERTIES LABELS "cli;mpi" TIMEOUT 120
+                     ENVIRONMENT "${ZSSEG_TEST_ENV}")
+zsseg_cli_test(bench_bad_gpus 1 PATTERNS "data.batch_size 2 (the global batch) does not split over 3 GPUs"
+               "HINT:" ARGS bench -c configs/tiny_test.cfg --gpus 3 --iters 0
+                    --set data.classes=datasets/cocostuff/classes.tsv
+                    --set data.seen=datasets/cocostuff/seen.txt
+                    --set data.unseen=datasets/cocostuff/unseen.txt)
+zsseg_cli_test(bench_bad_option 2 PATTERNS "zsseg bench: --peak-tflops fast: expected a number"
+               ARGS bench --peak-tflops fast)
+zsseg_cli_test(bench_help_options 0
+               PATTERNS "--iters N" "--gpus N" "--peak-tflops X" "--efficiency F" "--hbm-gbs Y"
+                        "--busbw-gbs Z"
+               ARGS bench --help)
