@@ -14,6 +14,7 @@ static int block_mid(const Bottleneck* b) { return b->reduce.d.C_out; }
 static int block_out(const Bottleneck* b) { return b->increase.d.C_out; }
 static int block_in(const Bottleneck* b) { return b->reduce.d.C_in; }
 static size_t max_z(size_t a, size_t b) { return a > b ? a : b; }
+static size_t min_z(size_t a, size_t b) { return a < b ? a : b; }
 
 static void* arena_alloc(void* arena, size_t bytes) {
     return device_arena_alloc((DeviceArena*)arena, bytes);
@@ -170,9 +171,23 @@ static void bottleneck_backward(CudaContext* ctx, const Backbone* bb, const floa
     convbn_conv_backward(ctx, bb, params, grads, &b->reduce, w->X, w->M1, x, B, ba->H, ba->W);
 }
 
+// First gradient offset of block b (its weights are declared in network
+// order; the frozen BN tensors live elsewhere).
+static size_t block_first_offset(const Backbone* bb, const Bottleneck* b) {
+    const ParamTensor* t = bb->pt->t;
+    size_t lo = t[b->reduce.weight].offset;
+    const ConvBn* cs[3] = {&b->conv3x3, &b->increase, &b->shortcut};
+    for (int i = 0; i < (b->has_shortcut ? 3 : 2); i++) lo = min_z(lo, t[cs[i]->weight].offset);
+    return lo;
+}
+
+static void notify(const GradReady* ready, size_t done_from) {
+    if (ready) ready->fn(ready->arg, done_from);
+}
+
 extern "C" void backbone_backward_cuda(CudaContext* ctx, const Backbone* bb, const float* params,
                                        float* grads, const BackboneActs* a, const float* dh,
-                                       float* ws) {
+                                       float* ws, const GradReady* ready) {
     if (!grads) return;
     int B = a->B, n = bb->n_blocks;
     Ws w = ws_split(bb, a, ws);
@@ -180,9 +195,12 @@ extern "C" void backbone_backward_cuda(CudaContext* ctx, const Backbone* bb, con
     fill_cuda(ctx, w.X, 0.0f, (size_t)B * block_out(&bb->blocks[n - 1]) * a->Hf * a->Wf);
     for (int i = 0; i < bb->cfg.n_aspp; i++)
         conv_layer_backward_cuda(ctx, &bb->aspp[i], params, grads, w.X, dh, x5, B, a->Hf, a->Wf);
-    for (int k = n - 1; k >= 0; k--)
+    notify(ready, bb->pt->region_lo[REGION_ASPP]);
+    for (int k = n - 1; k >= 0; k--) {
         bottleneck_backward(ctx, bb, params, grads, &bb->blocks[k], &a->blocks[k],
                             k ? a->blocks[k - 1].out : a->pool, B, &w);
+        notify(ready, block_first_offset(bb, &bb->blocks[k]));
+    }
     // Stem: the pooled value is the ReLU output at the argmax, so it gives the ReLU mask there.
     int C = bb->cfg.width;
     convbn_grad_out(ctx, bb, params, &bb->stem, w.X, w.X, a->pool, B, (size_t)a->Hp * a->Wp, &w);

@@ -278,6 +278,11 @@ static void encode(DeviceModel* g, CagNet* m, const StepRng* rng) {
     max_fuse_forward_cuda(ctx, g->x_max, g->which, ins, m->n_scales, (size_t)B * m->D * Hf0 * Wf0);
 }
 
+static void grads_ready(void* arg, size_t done_from) {
+    DeviceModel* g = (DeviceModel*)arg;
+    grad_sync_ready(&g->sync, g->ctx, g->grads, done_from);
+}
+
 static float encoder_backward(DeviceModel* g, CagNet* m, float r0) {
     CudaContext* ctx = g->ctx;
     int B = m->B, D = m->D;
@@ -301,12 +306,18 @@ static float encoder_backward(DeviceModel* g, CagNet* m, float r0) {
             resize_bilinear_backward_cuda(ctx, g->sc[j].dx, douts[j], B, D, m->sc[j].Hf,
                                           m->sc[j].Wf, Hf0, Wf0, 0);
     }
+    // the last scale's backward completes E's gradients, CM first, then
+    // ASPP and the blocks from the top: their buckets start reducing at once
+    GradReady ready = {grads_ready, g};
     for (int j = 0; j < m->n_scales; j++) {
         DeviceScale* s = &g->sc[j];
+        int last = j == m->n_scales - 1;
         fill_cuda(ctx, s->dh, 0.0f, (size_t)B * D * m->sc[j].Hf * m->sc[j].Wf);
         cm_backward_cuda(ctx, &m->cm, g->params, g->grads, &s->cm, s->bb.h, s->dx,
                          j ? NULL : dmu, j ? NULL : dlv, s->dh, g->ws);
-        backbone_backward_cuda(ctx, &m->bb, g->params, g->grads, &s->bb, s->dh, g->ws);
+        if (last) grads_ready(g, m->pt.region_lo[REGION_CM]);
+        backbone_backward_cuda(ctx, &m->bb, g->params, g->grads, &s->bb, s->dh, g->ws,
+                               last ? &ready : NULL);
     }
     return kl;
 }
@@ -388,7 +399,7 @@ void cagnet_step1_cuda(DeviceModel* g, CagNet* m, const UpdatePlan* plan,
     L.g_content = content_loss(g, m, fake, s0->cm.x, r[0], m->content_weight);
     gen_backward_cuda(ctx, &m->gen, g->params, g->grads, &g->gen_acts, g->dfake, g->ws);
     // D and G gradients are complete (regions lie E < D < G)
-    grad_sync_ready(&g->sync, ctx, g->grads, pt->region_lo[REGION_DC]);
+    grads_ready(g, pt->region_lo[REGION_DC]);
 
     if (md.train_e)
         L.kl = encoder_backward(g, m, r[0]);

@@ -357,8 +357,16 @@ void backbone_acts_alloc_cuda(BackboneActs* a, const Backbone* bb, int B, int H,
                               DeviceArena* arena);
 void backbone_forward_cuda(CudaContext* ctx, const Backbone* bb, const float* params,
                            BackboneActs* a, const float* img, float* ws);
+// Told, as the backward goes, that every gradient at offsets >= done_from is
+// final (queued on the stream): how the trainer starts reducing buckets
+// during the backward. NULL: nobody listens.
+typedef struct {
+    void (*fn)(void* arg, size_t done_from);
+    void* arg;
+} GradReady;
 void backbone_backward_cuda(CudaContext* ctx, const Backbone* bb, const float* params,
-                            float* grads, const BackboneActs* a, const float* dh, float* ws);
+                            float* grads, const BackboneActs* a, const float* dh, float* ws,
+                            const GradReady* ready);
 void cm_acts_alloc_cuda(CmActs* a, const Cm* m, int B, int H, int W, DeviceArena* arena);
 void cm_forward_cuda(CudaContext* ctx, const Cm* m, const float* params, CmActs* a,
                      const float* h, int scale, const StepRng* rng, float* ws);

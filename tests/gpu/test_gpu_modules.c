@@ -157,7 +157,7 @@ static void test_backbone(const Mode* md) {
     float* d_ws = dev_fill(md, nws, NAN);
     backbone_forward_cuda(md->ctx, &bb, d_params, &ga, d_img, d_ws);
     for (int r = 0; r < 2; r++)
-        backbone_backward_cuda(md->ctx, &bb, d_params, d_grads, &ga, d_dh, d_ws);
+        backbone_backward_cuda(md->ctx, &bb, d_params, d_grads, &ga, d_dh, d_ws, NULL);
 
     // one float block in the CPU layout: every stored activation at once
     size_t nmem = (size_t)(a.h - a.mem) + nh;
