@@ -95,6 +95,13 @@ static void sync_state(DeviceModel* g, CagNet* m, int to_device) {
     }
 }
 
+// Label maps of every scale plus scale 0's valid mask, bytes.
+static size_t label_bytes(const CagNet* m) {
+    size_t n = (size_t)m->B * m->sc[0].Hf * m->sc[0].Wf;
+    for (int j = 0; j < m->n_scales; j++) n += (size_t)m->B * m->sc[j].Hf * m->sc[j].Wf;
+    return n;
+}
+
 DeviceModel* device_model_create(CagNet* m, const DeviceOptions* o) {
     DeviceModel* g = (DeviceModel*)callocCheck(1, sizeof *g);
     g->ctx = cuda_context_create(o->tf32, o->deterministic);
@@ -114,6 +121,10 @@ DeviceModel* device_model_create(CagNet* m, const DeviceOptions* o) {
     cuda_memcpy_h2d(g->emb, m->emb, (size_t)m->K * m->E * sizeof(float));
     alloc_acts(g, m);
     g->pinned_img = (float*)cuda_pinned_alloc((size_t)m->B * 3 * m->H * m->W * sizeof(float));
+    g->pinned_lbl = (uint8_t*)cuda_pinned_alloc(label_bytes(m));
+    cudaCheck(cudaStreamCreateWithFlags(&g->copy, cudaStreamNonBlocking));
+    cudaCheck(cudaEventCreateWithFlags(&g->img_ready, cudaEventDisableTiming));
+    cudaCheck(cudaEventCreateWithFlags(&g->lbl_ready, cudaEventDisableTiming));
     sync_state(g, m, 1);
     grad_sync_init(&g->sync, o);
     return g;
@@ -126,6 +137,10 @@ void device_model_destroy(DeviceModel* g) {
     for (int j = 0; j < CAGNET_MAX_SCALES; j++) free(g->sc[j].bb.blocks);  // host records
     if (g->rows) cudaCheck(cudaFree(g->rows));
     cuda_pinned_free(g->pinned_img);
+    cuda_pinned_free(g->pinned_lbl);
+    cudaCheck(cudaEventDestroy(g->img_ready));
+    cudaCheck(cudaEventDestroy(g->lbl_ready));
+    cudaCheck(cudaStreamDestroy(g->copy));
     device_arena_destroy(g->arena);
     cuda_context_destroy(g->ctx);
     free(g);
@@ -237,18 +252,35 @@ static float content_loss(DeviceModel* g, CagNet* m, const float* fake, const fl
 
 // ---------------------------------------------------------------- step1
 
-// Upload the batch and the labels of every output size (resized on the
-// host into the host CagNet's label maps, which the loss layouts read).
-static void upload_batch(DeviceModel* g, CagNet* m, const float* img, const uint8_t* labels) {
+// The batch goes up on the copy stream; the compute stream waits for it.
+static void upload_images(DeviceModel* g, const CagNet* m, const float* img) {
     size_t n = (size_t)m->B * 3 * m->H * m->W;
     memcpy(g->pinned_img, img, n * sizeof(float));
     cudaCheck(cudaMemcpyAsync(g->img, g->pinned_img, n * sizeof(float), cudaMemcpyHostToDevice,
-                              g->ctx->stream));
+                              g->copy));
+    cudaCheck(cudaEventRecord(g->img_ready, g->copy));
+    cudaCheck(cudaStreamWaitEvent(g->ctx->stream, g->img_ready, 0));
+}
+
+// Called once the encoder is queued, so the host work overlaps it: labels of
+// every output size (into the host CagNet's maps, which the loss layouts
+// read), the valid-pixel counts and mask, then their copy on the copy stream.
+static void upload_labels(DeviceModel* g, CagNet* m, const uint8_t* labels, double* cnt) {
+    uint8_t* p = g->pinned_lbl;
     for (int j = 0; j < m->n_scales; j++) {
         CagScale* s = &m->sc[j];
+        size_t n = (size_t)m->B * s->Hf * s->Wf;
         resize_nearest_labels(s->lbl, labels, m->B, m->H, m->W, s->Hf, s->Wf);
-        cuda_memcpy_h2d(g->sc[j].lbl, s->lbl, (size_t)m->B * s->Hf * s->Wf);
+        cnt[j] = cagnet_count_valid(j ? NULL : m->valid, s->lbl, n);
+        memcpy(p, s->lbl, n);
+        cudaCheck(cudaMemcpyAsync(g->sc[j].lbl, p, n, cudaMemcpyHostToDevice, g->copy));
+        p += n;
     }
+    size_t n0 = (size_t)m->B * m->sc[0].Hf * m->sc[0].Wf;
+    memcpy(p, m->valid, n0);
+    cudaCheck(cudaMemcpyAsync(g->valid, p, n0, cudaMemcpyHostToDevice, g->copy));
+    cudaCheck(cudaEventRecord(g->lbl_ready, g->copy));
+    cudaCheck(cudaStreamWaitEvent(g->ctx->stream, g->lbl_ready, 0));
 }
 
 static void encode(DeviceModel* g, CagNet* m, const StepRng* rng) {
@@ -334,8 +366,10 @@ void cagnet_step1_cuda(DeviceModel* g, CagNet* m, const UpdatePlan* plan,
     const ParamTable* pt = &m->pt;
     grad_sync_begin(&g->sync, m, plan);
     fill_cuda(ctx, g->grads, 0.0f, pt->total);
-    upload_batch(g, m, img, labels);
+    upload_images(g, m, img);
     encode(g, m, rng);
+    double cnt[CAGNET_MAX_SCALES];
+    upload_labels(g, m, labels, cnt);
 
     embed_labels_cuda(ctx, g->emap, g->emb, s0->lbl, B, m->E, HW);
     gen_forward_cuda(ctx, &m->gen, g->params, &g->gen_acts, g->emap, s0->cm.z, rng, g->ws);
@@ -350,13 +384,7 @@ void cagnet_step1_cuda(DeviceModel* g, CagNet* m, const UpdatePlan* plan,
         dc_forward_cuda(ctx, &m->dc, g->params, &g->dc_max, g->x_max,
                         DC_ID_MSC + m->n_scales - 1, rng, g->ws);
 
-    // counts from the host label maps (cagnet.c's own function), the mask uploaded
-    double cnt[CAGNET_MAX_SCALES];
     float r[CAGNET_MAX_SCALES];
-    for (int j = 0; j < m->n_scales; j++)
-        cnt[j] = cagnet_count_valid(j ? NULL : m->valid, m->sc[j].lbl,
-                                    (size_t)B * m->sc[j].Hf * m->sc[j].Wf);
-    cuda_memcpy_h2d(g->valid, m->valid, (size_t)B * HW);
     cagnet_share_ratios(m, cnt, r, m->n_scales);
     Step1Losses L;
     memset(&L, 0, sizeof L);

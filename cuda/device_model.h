@@ -51,6 +51,9 @@ struct DeviceModel {
     float* emb;                  // (K, E)
     float* img;                  // (B, 3, H, W) the batch
     float* pinned_img;           // (B, 3, H, W) host staging
+    uint8_t* pinned_lbl;         // every scale's label map, then the valid mask (host staging)
+    cudaStream_t copy;           // host -> device batch copies, beside the compute stream
+    cudaEvent_t img_ready, lbl_ready;
     DeviceScale sc[CAGNET_MAX_SCALES];
     float *x_max, *dx_max;       // (B, D, Hf0, Wf0)
     uint8_t* which;
