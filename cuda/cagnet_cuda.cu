@@ -46,6 +46,7 @@ static void alloc_acts(DeviceModel* g, const CagNet* m) {
         size_t nf = (size_t)B * m->D * hs->Hf * hs->Wf;
         s->img = j ? dalloc(g, (size_t)B * 3 * hs->H * hs->W) : NULL;
         s->lbl = dalloc_u8(g, (size_t)B * hs->Hf * hs->Wf);
+        s->w = dalloc(g, (size_t)B * hs->Hf * hs->Wf);
         cm_acts_alloc_cuda(&s->cm, &m->cm, B, hs->Hf, hs->Wf, g->arena);
         dc_acts_alloc_cuda(&s->dc, &m->dc, B, hs->Hf, hs->Wf, g->arena);
         s->dx = dalloc(g, nf);
@@ -72,6 +73,10 @@ static void alloc_acts(DeviceModel* g, const CagNet* m) {
     g->dcls = dalloc(g, dcls);
     g->valid = dalloc_u8(g, (size_t)B * h * w);
     g->pos = (int*)device_arena_alloc(g->arena, (size_t)B * h * w * sizeof(int));
+    if (m->content_mmd) {  // X, Y, dX of every global pixel: within mem_plan's MMD rows
+        int world = m->dist ? m->dist->world : 1;
+        g->rows = dalloc(g, 3 * (size_t)world * n0);
+    }
     g->ws = dalloc(g, m->ws_n);
     g->img = dalloc(g, (size_t)B * 3 * m->H * m->W);
 }
@@ -95,9 +100,9 @@ static void sync_state(DeviceModel* g, CagNet* m, int to_device) {
     }
 }
 
-// Label maps of every scale plus scale 0's valid mask, bytes.
-static size_t label_bytes(const CagNet* m) {
-    size_t n = (size_t)m->B * m->sc[0].Hf * m->sc[0].Wf;
+// Output pixels of every scale: the label maps' bytes, the weights' floats.
+static size_t target_pixels(const CagNet* m) {
+    size_t n = 0;
     for (int j = 0; j < m->n_scales; j++) n += (size_t)m->B * m->sc[j].Hf * m->sc[j].Wf;
     return n;
 }
@@ -107,8 +112,10 @@ DeviceModel* device_model_create(CagNet* m, const DeviceOptions* o) {
     g->ctx = cuda_context_create(o->tf32, o->deterministic);
     MemPlan plan;
     mem_plan_cagnet(&plan, m, 0);
-    // the plan counts what the step allocates; a little slack for alignment
-    g->arena = device_arena_create(plan.total + ((size_t)64 << 20));
+    // the plan counts what the step allocates but the class embeddings; a
+    // little slack for the 256-byte alignment of each allocation
+    size_t emb_bytes = (size_t)m->K * m->E * sizeof(float);
+    g->arena = device_arena_create(plan.total + emb_bytes + ((size_t)64 << 20));
     size_t P = m->pt.total;
     g->params = dalloc(g, P);
     g->grads = dalloc(g, P);
@@ -121,7 +128,10 @@ DeviceModel* device_model_create(CagNet* m, const DeviceOptions* o) {
     cuda_memcpy_h2d(g->emb, m->emb, (size_t)m->K * m->E * sizeof(float));
     alloc_acts(g, m);
     g->pinned_img = (float*)cuda_pinned_alloc((size_t)m->B * 3 * m->H * m->W * sizeof(float));
-    g->pinned_lbl = (uint8_t*)cuda_pinned_alloc(label_bytes(m));
+    // labels of every scale, then scale 0's valid mask
+    g->pinned_lbl = (uint8_t*)cuda_pinned_alloc(target_pixels(m) +
+                                                (size_t)m->B * m->sc[0].Hf * m->sc[0].Wf);
+    g->pinned_w = (float*)cuda_pinned_alloc(target_pixels(m) * sizeof(float));
     cudaCheck(cudaStreamCreateWithFlags(&g->copy, cudaStreamNonBlocking));
     cudaCheck(cudaEventCreateWithFlags(&g->img_ready, cudaEventDisableTiming));
     cudaCheck(cudaEventCreateWithFlags(&g->lbl_ready, cudaEventDisableTiming));
@@ -135,9 +145,10 @@ void device_model_destroy(DeviceModel* g) {
     grad_sync_destroy(&g->sync);
     cuda_synchronize(g->ctx);
     for (int j = 0; j < CAGNET_MAX_SCALES; j++) free(g->sc[j].bb.blocks);  // host records
-    if (g->rows) cudaCheck(cudaFree(g->rows));
+    if (g->mmd_ws) cudaCheck(cudaFree(g->mmd_ws));
     cuda_pinned_free(g->pinned_img);
     cuda_pinned_free(g->pinned_lbl);
+    cuda_pinned_free(g->pinned_w);
     cudaCheck(cudaEventDestroy(g->img_ready));
     cudaCheck(cudaEventDestroy(g->lbl_ready));
     cudaCheck(cudaStreamDestroy(g->copy));
@@ -150,14 +161,15 @@ void device_model_download(DeviceModel* g, CagNet* m) { sync_state(g, m, 0); }
 
 // ---------------------------------------------------------------- pieces
 
-// cagnet.c ce_output on the device.
+// cagnet.c ce_output on the device (w: device weights or NULL).
 static float ce_output(DeviceModel* g, CagNet* m, const DcActs* a, const float* x,
-                       const uint8_t* lbl, float ratio, float scale_d, float scale_e, float* dx) {
+                       const uint8_t* lbl, const float* w, float ratio, float scale_d,
+                       float scale_e, float* dx) {
     CudaContext* ctx = g->ctx;
     size_t n = (size_t)a->B * m->K * a->H * a->W;
     int HW = a->H * a->W;
     fill_cuda(ctx, g->dcls, 0.0f, n);
-    float loss = ratio * softmax_ce_forward_backward_cuda(ctx, g->dcls, a->cls, lbl, NULL, a->B,
+    float loss = ratio * softmax_ce_forward_backward_cuda(ctx, g->dcls, a->cls, lbl, w, a->B,
                                                           m->K, HW, ratio);
     if (scale_d != 0.0f) {
         scale_cuda(ctx, g->dcls, scale_d, n);
@@ -171,15 +183,15 @@ static float ce_output(DeviceModel* g, CagNet* m, const DcActs* a, const float* 
     return loss;
 }
 
-// Grows the MMD row buffer (cudaMalloc synchronises, so only when a batch
-// needs more rows than any before).
-static float* rows_reserve(DeviceModel* g, size_t n) {
-    if (n > g->rows_n) {
-        if (g->rows) cudaCheck(cudaFree(g->rows));
-        cudaCheck(cudaMalloc((void**)&g->rows, n * sizeof(float)));
-        g->rows_n = n;
+// Grows the MMD workspace (cudaFree synchronises the device, so only when a
+// batch's classes need more than any before).
+static float* mmd_ws_reserve(DeviceModel* g, size_t n) {
+    if (n > g->mmd_ws_n) {
+        if (g->mmd_ws) cudaCheck(cudaFree(g->mmd_ws));
+        cudaCheck(cudaMalloc((void**)&g->mmd_ws, n * sizeof(float)));
+        g->mmd_ws_n = n;
     }
-    return g->rows;
+    return g->mmd_ws;
 }
 
 // cagnet.c content_mmd on the device. Several ranks: this rank's rows go to
@@ -195,8 +207,8 @@ static float content_mmd(DeviceModel* g, CagNet* m, const float* fake, const flo
     int Pg = multi ? cagnet_gather_layout(m, start) : P;
     const int* gstart = multi ? m->cls_gstart : start;
     size_t PD = (size_t)Pg * D, ws_n = mmd_grouped_workspace_floats(gstart, gstart, K);
-    float* X = rows_reserve(g, 3 * PD + ws_n);
-    float *Y = X + PD, *dX = Y + PD, *ws = dX + PD;
+    // Pg <= world*B*Hf0*Wf0 rows: X, Y and dX fit the arena block of alloc_acts
+    float *X = g->rows, *Y = X + PD, *dX = Y + PD, *ws = mmd_ws_reserve(g, max_sz(ws_n, 1));
     cuda_memcpy_h2d(g->pos, m->cls_pos, (size_t)P * sizeof(int));
     if (!multi) {
         gather_rows_cuda(ctx, X, fake, g->pos, P, D, HW);
@@ -262,25 +274,34 @@ static void upload_images(DeviceModel* g, const CagNet* m, const float* img) {
     cudaCheck(cudaStreamWaitEvent(g->ctx->stream, g->img_ready, 0));
 }
 
-// Called once the encoder is queued, so the host work overlaps it: labels of
-// every output size (into the host CagNet's maps, which the loss layouts
-// read), the valid-pixel counts and mask, then their copy on the copy stream.
-static void upload_labels(DeviceModel* g, CagNet* m, const uint8_t* labels, double* cnt) {
+// Called once the encoder is queued, so the host work overlaps it: labels
+// (and weights) of every output size (into the host CagNet's maps, which the
+// loss layouts read), the counts of cagnet_count_targets and the valid mask,
+// then their copy on the copy stream. Returns how many counts.
+static int upload_labels(DeviceModel* g, CagNet* m, const uint8_t* labels, const float* weights,
+                         double* cnt) {
+    cagnet_resize_targets(m, labels, weights);
+    int n_cnt = cagnet_count_targets(m, weights != NULL, cnt);
     uint8_t* p = g->pinned_lbl;
+    float* pw = g->pinned_w;
     for (int j = 0; j < m->n_scales; j++) {
         CagScale* s = &m->sc[j];
         size_t n = (size_t)m->B * s->Hf * s->Wf;
-        resize_nearest_labels(s->lbl, labels, m->B, m->H, m->W, s->Hf, s->Wf);
-        cnt[j] = cagnet_count_valid(j ? NULL : m->valid, s->lbl, n);
         memcpy(p, s->lbl, n);
         cudaCheck(cudaMemcpyAsync(g->sc[j].lbl, p, n, cudaMemcpyHostToDevice, g->copy));
         p += n;
+        if (!weights) continue;
+        memcpy(pw, s->w, n * sizeof(float));
+        cudaCheck(cudaMemcpyAsync(g->sc[j].w, pw, n * sizeof(float), cudaMemcpyHostToDevice,
+                                  g->copy));
+        pw += n;
     }
     size_t n0 = (size_t)m->B * m->sc[0].Hf * m->sc[0].Wf;
     memcpy(p, m->valid, n0);
     cudaCheck(cudaMemcpyAsync(g->valid, p, n0, cudaMemcpyHostToDevice, g->copy));
     cudaCheck(cudaEventRecord(g->lbl_ready, g->copy));
     cudaCheck(cudaStreamWaitEvent(g->ctx->stream, g->lbl_ready, 0));
+    return n_cnt;
 }
 
 static void encode(DeviceModel* g, CagNet* m, const StepRng* rng) {
@@ -354,9 +375,9 @@ static float encoder_backward(DeviceModel* g, CagNet* m, float r0) {
     return kl;
 }
 
-void cagnet_step1_cuda(DeviceModel* g, CagNet* m, const UpdatePlan* plan,
-                                  const float* img, const uint8_t* labels, const StepRng* rng,
-                                  const Step1Mode* mode, Step1Losses* out) {
+void cagnet_step1_cuda(DeviceModel* g, CagNet* m, const UpdatePlan* plan, const float* img,
+                       const uint8_t* labels, const float* weights, const StepRng* rng,
+                       const Step1Mode* mode, Step1Losses* out) {
     CudaContext* ctx = g->ctx;
     Step1Mode md = mode ? *mode : (Step1Mode){m->real_ce_weight, m->fake_ce_weight, 1};
     int B = m->B, D = m->D;
@@ -368,8 +389,8 @@ void cagnet_step1_cuda(DeviceModel* g, CagNet* m, const UpdatePlan* plan,
     fill_cuda(ctx, g->grads, 0.0f, pt->total);
     upload_images(g, m, img);
     encode(g, m, rng);
-    double cnt[CAGNET_MAX_SCALES];
-    upload_labels(g, m, labels, cnt);
+    double cnt[2 * CAGNET_MAX_SCALES];
+    int n_cnt = upload_labels(g, m, labels, weights, cnt);
 
     embed_labels_cuda(ctx, g->emap, g->emb, s0->lbl, B, m->E, HW);
     gen_forward_cuda(ctx, &m->gen, g->params, &g->gen_acts, g->emap, s0->cm.z, rng, g->ws);
@@ -384,8 +405,10 @@ void cagnet_step1_cuda(DeviceModel* g, CagNet* m, const UpdatePlan* plan,
         dc_forward_cuda(ctx, &m->dc, g->params, &g->dc_max, g->x_max,
                         DC_ID_MSC + m->n_scales - 1, rng, g->ws);
 
-    float r[CAGNET_MAX_SCALES];
-    cagnet_share_ratios(m, cnt, r, m->n_scales);
+    // r: shares of the valid-pixel means; rc: the real CEs' (of Σ w when weighted)
+    float r[2 * CAGNET_MAX_SCALES];
+    cagnet_share_ratios(m, cnt, r, n_cnt);
+    const float* rc = weights ? r + m->n_scales : r;
     Step1Losses L;
     memset(&L, 0, sizeof L);
 
@@ -402,11 +425,13 @@ void cagnet_step1_cuda(DeviceModel* g, CagNet* m, const UpdatePlan* plan,
     float ce = 0.0f;
     for (int j = 0; j < m->n_scales; j++) {
         DeviceScale* s = &g->sc[j];
-        ce += ce_output(g, m, &s->dc, s->cm.x, s->lbl, r[j], wd, we, s->dx);
+        ce += ce_output(g, m, &s->dc, s->cm.x, s->lbl, weights ? s->w : NULL, rc[j], wd, we,
+                        s->dx);
     }
     if (m->n_scales > 1) {
         if (md.train_e) fill_cuda(ctx, g->dx_max, 0.0f, n0);
-        ce += ce_output(g, m, &g->dc_max, g->x_max, s0->lbl, r[0], wd, we, g->dx_max);
+        ce += ce_output(g, m, &g->dc_max, g->x_max, s0->lbl, weights ? s0->w : NULL, rc[0], wd,
+                        we, g->dx_max);
     }
     L.d_ce_real = L.e_ce = ce / n_out;
 
@@ -415,7 +440,8 @@ void cagnet_step1_cuda(DeviceModel* g, CagNet* m, const UpdatePlan* plan,
                                                          m->gan_kind, 0.0f, (size_t)B * HW, r[0]);
     dc_backward_cuda(ctx, &m->dc, g->params, g->grads, &g->dc_fake, fake, g->dgan, NULL, NULL,
                      g->ws);
-    L.d_ce_fake = ce_output(g, m, &g->dc_fake, fake, s0->lbl, r[0], md.fake_ce_weight, 0.0f, NULL);
+    L.d_ce_fake =
+        ce_output(g, m, &g->dc_fake, fake, s0->lbl, NULL, r[0], md.fake_ce_weight, 0.0f, NULL);
 
     fill_cuda(ctx, g->dgan, 0.0f, (size_t)B * HW);
     fill_cuda(ctx, g->dfake, 0.0f, n0);
@@ -466,8 +492,8 @@ float cagnet_step2_cuda(DeviceModel* g, CagNet* m, const UpdatePlan* plan,
     double cnt = (double)B * HW;
     float r;
     cagnet_share_ratios(m, &cnt, &r, 1);
-    float ce = ce_output(g, m, &g->dc_fake, g->gen_acts.fake, g->y2, r, m->step2_cls_weight,
-                         m->step2_gen_weight, g->dfake);
+    float ce = ce_output(g, m, &g->dc_fake, g->gen_acts.fake, g->y2, NULL, r,
+                         m->step2_cls_weight, m->step2_gen_weight, g->dfake);
     if (m->step2_gen_weight != 0.0f)
         gen_backward_cuda(ctx, &m->gen, g->params, g->grads, &g->gen_acts, g->dfake, g->ws);
     if (!(m->dist && m->dist->world > 1)) return ce;

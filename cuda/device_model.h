@@ -24,6 +24,7 @@ struct GradSync {
     cudaEvent_t grads_done, reduced;
     BucketPlan plan;
     int launched;        // buckets of plan already queued
+    int launching;       // NCCL calls in progress that `reduced` does not cover yet
     size_t first_bytes, bytes;
     Watchdog wd;
     pthread_mutex_t lock;
@@ -36,6 +37,7 @@ struct GradSync {
 struct DeviceScale {
     float* img;    // (B, 3, H, W) resized input (scales > 0)
     uint8_t* lbl;  // (B, Hf, Wf) labels at this output size
+    float* w;      // (B, Hf, Wf) CE weights at this output size (weighted steps only)
     BackboneActs bb;
     CmActs cm;
     DcActs dc;
@@ -52,6 +54,7 @@ struct DeviceModel {
     float* img;                  // (B, 3, H, W) the batch
     float* pinned_img;           // (B, 3, H, W) host staging
     uint8_t* pinned_lbl;         // every scale's label map, then the valid mask (host staging)
+    float* pinned_w;             // every scale's CE weights (host staging)
     cudaStream_t copy;           // host -> device batch copies, beside the compute stream
     cudaEvent_t img_ready, lbl_ready;
     DeviceScale sc[CAGNET_MAX_SCALES];
@@ -61,8 +64,9 @@ struct DeviceModel {
     GenActs gen_acts;
     float *emap, *latent, *dfake, *dgan, *dcls;
     uint8_t *y2, *valid;
-    float* rows;     // MMD rows, grown on demand (outside the arena)
-    size_t rows_n;
+    float* rows;     // (3, world*B*Hf0*Wf0, D) MMD X, Y, dX for every pixel of the global batch
+    float* mmd_ws;   // MMD pairwise workspace: data-dependent, outside the arena and the plan
+    size_t mmd_ws_n;
     int* pos;        // (B*Hf0*Wf0) MMD row pixels, device
     GradSync sync;
 };
@@ -77,8 +81,8 @@ void nccl_comm_abort(NcclComm* nc);
 DeviceModel* device_model_create(CagNet* m, const DeviceOptions* o);
 void device_model_destroy(DeviceModel* g);
 void cagnet_step1_cuda(DeviceModel* g, CagNet* m, const UpdatePlan* plan, const float* img,
-                       const uint8_t* labels, const StepRng* rng, const Step1Mode* mode,
-                       Step1Losses* out);
+                       const uint8_t* labels, const float* weights, const StepRng* rng,
+                       const Step1Mode* mode, Step1Losses* out);
 float cagnet_step2_cuda(DeviceModel* g, CagNet* m, const UpdatePlan* plan, const StepRng* rng);
 void cagnet_apply_cuda(DeviceModel* g, CagNet* m, const UpdatePlan* plan);
 void device_model_download(DeviceModel* g, CagNet* m);

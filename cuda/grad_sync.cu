@@ -29,7 +29,8 @@ static void* watchdog_main(void* arg) {
             return NULL;
         }
         double t = now_s();
-        if (s->wd.armed && cudaEventQuery(s->reduced) == cudaSuccess) watchdog_disarm(&s->wd, t);
+        if (s->wd.armed && !s->launching && cudaEventQuery(s->reduced) == cudaSuccess)
+            watchdog_disarm(&s->wd, t);
         char err[512] = "";
         int async_error = nccl_comm_async_error(s->nc, err, sizeof err);
         WatchdogVerdict v = watchdog_check(&s->wd, t, async_error);
@@ -66,12 +67,13 @@ void grad_sync_init(GradSync* s, const DeviceOptions* o) {
 void grad_sync_destroy(GradSync* s) {
     bucket_plan_free(&s->plan);
     if (!s->nc) return;
+    // the last sums finish (or time out) while the watchdog still runs
+    cudaCheck(cudaStreamSynchronize(s->stream));
     pthread_mutex_lock(&s->lock);
     s->stop = 1;
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->thread, NULL);
     pthread_mutex_destroy(&s->lock);
-    cudaCheck(cudaStreamSynchronize(s->stream));
     nccl_comm_destroy(s->nc);
     cudaCheck(cudaEventDestroy(s->grads_done));
     cudaCheck(cudaEventDestroy(s->reduced));
@@ -93,18 +95,27 @@ void grad_sync_ready(GradSync* s, CudaContext* ctx, float* grads, size_t done_fr
     if (last < s->launched) return;
     cudaCheck(cudaEventRecord(s->grads_done, ctx->stream));
     cudaCheck(cudaStreamWaitEvent(s->stream, s->grads_done, 0));
+    // Armed before the NCCL calls, which can block (connection setup with a
+    // dead peer): they run without the lock so the watchdog can still fire,
+    // and `launching` keeps it from disarming on the previous `reduced`.
     pthread_mutex_lock(&s->lock);
     for (int i = s->launched; i <= last; i++) {
-        const GradBucket* b = &s->plan.b[i];
         char what[128];
         snprintf(what, sizeof what, "all-reduce of gradient bucket %d/%d (%.1f MiB)", i + 1,
-                 s->plan.n, (double)b->count * 4.0 / 1048576.0);
+                 s->plan.n, (double)s->plan.b[i].count * 4.0 / 1048576.0);
         watchdog_arm(&s->wd, what, now_s());
+    }
+    s->launching = 1;
+    pthread_mutex_unlock(&s->lock);
+    for (int i = s->launched; i <= last; i++) {
+        const GradBucket* b = &s->plan.b[i];
         nccl_allreduce_sum_stream(s->nc, grads + b->offset, b->count, s->stream);
         s->dist->allreduce_calls++;
         s->dist->allreduce_bytes += b->count * sizeof(float);
     }
+    pthread_mutex_lock(&s->lock);
     cudaCheck(cudaEventRecord(s->reduced, s->stream));
+    s->launching = 0;
     pthread_mutex_unlock(&s->lock);
     s->launched = last + 1;
 }

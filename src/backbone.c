@@ -158,6 +158,15 @@ static WsSizes ws_sizes(const Backbone* bb, int B, int H, int W) {
     return s;
 }
 
+void backbone_feature_size(const Backbone* bb, int H, int W, int* Hf, int* Wf) {
+    int h = pool_out_size(stem_out_size(bb, H)), w = pool_out_size(stem_out_size(bb, W));
+    for (int k = 0; k < bb->n_blocks; k++) {
+        h = block_out_size(&bb->blocks[k], h);
+        w = block_out_size(&bb->blocks[k], w);
+    }
+    *Hf = h, *Wf = w;
+}
+
 size_t backbone_workspace_floats(const Backbone* bb, int B, int H, int W) {
     WsSizes s = ws_sizes(bb, B, H, W);
     return s.col + 2 * s.big + 2 * s.mid + s.bn;

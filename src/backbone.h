@@ -86,6 +86,8 @@ typedef struct {
     size_t bytes;            // bytes held (floats, argmax, block records)
 } BackboneActs;
 
+// The feature map size h of an H x W input (what backbone_acts_alloc sets as Hf, Wf).
+void backbone_feature_size(const Backbone* bb, int H, int W, int* Hf, int* Wf);
 void backbone_acts_alloc(BackboneActs* a, const Backbone* bb, int B, int H, int W);
 // The same layout with the float block and argmax from alloc (the CUDA
 // mirror's device arena); a->blocks stays host memory (the host reads the

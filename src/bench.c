@@ -154,7 +154,7 @@ static void bench_step1(void* ctx, long iter) {
     StepRng rng = {c->seed, iter, c->sample0, 1};
     Step1Losses l;
     UpdatePlan p = cagnet_plan_step1(c->m, iter);
-    device_run_step1(c->dv, c->m, &p, c->img, c->lbl, &rng, NULL, &l);
+    device_run_step1(c->dv, c->m, &p, c->img, c->lbl, NULL, &rng, NULL, &l);
     bench_update(c, &p);
 }
 

@@ -103,6 +103,7 @@ static void alloc_acts(CagNet* m, int B, int H, int W) {
         size_t nf = (size_t)B * m->D * s->Hf * s->Wf;
         s->img = j ? falloc((size_t)B * 3 * s->H * s->W) : NULL;
         s->lbl = callocCheck((size_t)B * s->Hf * s->Wf, 1);
+        s->w = falloc((size_t)B * s->Hf * s->Wf);
         cm_acts_alloc(&s->cm, &m->cm, B, s->Hf, s->Wf);
         dc_acts_alloc(&s->dc, &m->dc, B, s->Hf, s->Wf);
         s->dx = falloc(nf);
@@ -174,21 +175,37 @@ void cagnet_init(CagNet* m, const Config* cfg, int K, const float* emb, const ui
     alloc_acts(m, B, H, W);
 }
 
-void cagnet_free(CagNet* m) {
+// Everything alloc_acts allocated (and the MMD rows grown for its batch).
+static void free_acts(CagNet* m) {
     for (int j = 0; j < m->n_scales; j++) {
         CagScale* s = &m->sc[j];
         backbone_acts_free(&s->bb);
         cm_acts_free(&s->cm);
         dc_acts_free(&s->dc);
-        free(s->img), free(s->lbl), free(s->dx), free(s->dh), free(s->x_up);
+        free(s->img), free(s->lbl), free(s->w), free(s->dx), free(s->dh), free(s->x_up);
+        memset(s, 0, sizeof *s);
     }
     if (m->n_scales > 1) dc_acts_free(&m->dc_max);
     free(m->x_max), free(m->dx_max), free(m->which);
     gen_acts_free(&m->gen_acts);
     dc_acts_free(&m->dc_fake);
     free(m->emap), free(m->latent), free(m->y2), free(m->dfake), free(m->dgan), free(m->dcls);
-    cagnet_set_dist(m, NULL);
     free(m->valid), free(m->cls_start), free(m->cls_fill), free(m->cls_pos), free(m->rows), free(m->ws);
+    m->x_max = m->dx_max = m->emap = m->latent = m->dfake = m->dgan = m->dcls = m->rows = NULL;
+    m->which = m->y2 = m->valid = NULL;
+    m->rows_n = 0;
+}
+
+void cagnet_set_batch(CagNet* m, int B) {
+    if (B == m->B) return;
+    int H = m->H, W = m->W;
+    free_acts(m);
+    alloc_acts(m, B, H, W);
+}
+
+void cagnet_free(CagNet* m) {
+    free_acts(m);
+    cagnet_set_dist(m, NULL);
     optimizer_free(&m->opt_e);
     optimizer_free(&m->opt_d);
     optimizer_free(&m->opt_g);
@@ -219,7 +236,7 @@ static int multi_rank(const CagNet* m) { return m->dist && m->dist->world > 1; }
 // the factor that turns a mean over this rank's elements into its share of
 // the mean over the global batch. Exactly 1 (or 0) in a single process.
 void cagnet_share_ratios(const CagNet* m, const double* local, float* ratio, int n) {
-    double global[CAGNET_MAX_SCALES];
+    double global[2 * CAGNET_MAX_SCALES];
     memcpy(global, local, (size_t)n * sizeof(double));
     if (multi_rank(m)) dist_allreduce_doubles(m->dist, global, n);
     for (int i = 0; i < n; i++) ratio[i] = global[i] > 0.0 ? (float)(local[i] / global[i]) : 0.0f;
@@ -237,7 +254,7 @@ static void embed_labels(const CagNet* m, float* emap, const uint8_t* lbl, int B
 }
 
 // Valid (label != 255) pixels of lbl; v (n) gets the mask when non-NULL.
-double cagnet_count_valid(uint8_t* v, const uint8_t* lbl, size_t n) {
+static double count_valid(uint8_t* v, const uint8_t* lbl, size_t n) {
     size_t cnt = 0;
     for (size_t i = 0; i < n; i++) {
         cnt += lbl[i] != 255;
@@ -246,16 +263,44 @@ double cagnet_count_valid(uint8_t* v, const uint8_t* lbl, size_t n) {
     return (double)cnt;
 }
 
-// CE of one C output (this rank's share: ratio, see share_ratios), and
-// (when dst_grads or dx wanted) its gradient pushed through C with the given
+// Σ w over the valid pixels: the weighted CE's normaliser.
+static double sum_valid_weights(const uint8_t* lbl, const float* w, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (lbl[i] != 255) s += w[i];
+    return s;
+}
+
+void cagnet_resize_targets(CagNet* m, const uint8_t* labels, const float* weights) {
+    for (int j = 0; j < m->n_scales; j++) {
+        CagScale* s = &m->sc[j];
+        resize_nearest_labels(s->lbl, labels, m->B, m->H, m->W, s->Hf, s->Wf);
+        if (weights) resize_nearest(s->w, weights, sizeof(float), m->B, m->H, m->W, s->Hf, s->Wf);
+    }
+}
+
+int cagnet_count_targets(CagNet* m, int weighted, double* cnt) {
+    int S = m->n_scales;
+    for (int j = 0; j < S; j++) {
+        const CagScale* s = &m->sc[j];
+        size_t n = (size_t)m->B * s->Hf * s->Wf;
+        cnt[j] = count_valid(j ? NULL : m->valid, s->lbl, n);
+        if (weighted) cnt[S + j] = sum_valid_weights(s->lbl, s->w, n);
+    }
+    return weighted ? 2 * S : S;
+}
+
+// CE of one C output, weighted per pixel by w (NULL: a plain mean) (this
+// rank's share: ratio of the normaliser, see share_ratios), and (when
+// dst_grads or dx wanted) its gradient pushed through C with the given
 // scales. Two scales because D's and E's losses weight the same CE
 // differently.
 static float ce_output(CagNet* m, const DcActs* a, const float* x, const uint8_t* lbl,
-                       float ratio, float scale_d, float scale_e, float* dx) {
+                       const float* w, float ratio, float scale_d, float scale_e, float* dx) {
     size_t n = (size_t)a->B * m->K * a->H * a->W;
     int HW = a->H * a->W;
     memset(m->dcls, 0, n * sizeof(float));
-    float loss = ratio * softmax_ce_forward_backward(m->dcls, a->cls, lbl, NULL, a->B, m->K, HW,
+    float loss = ratio * softmax_ce_forward_backward(m->dcls, a->cls, lbl, w, a->B, m->K, HW,
                                                      ratio);
     if (scale_d != 0.0f) {
         for (size_t i = 0; i < n; i++) m->dcls[i] *= scale_d;
@@ -401,8 +446,8 @@ static float content_loss(CagNet* m, const float* fake, const float* real, const
 
 // ---------------------------------------------------------------- step1
 
-// E+CM at every scale, labels at every output size, and the MSC fusion.
-static void encode(CagNet* m, const float* img, const uint8_t* labels, const StepRng* rng) {
+// E+CM at every scale and the MSC fusion.
+static void encode(CagNet* m, const float* img, const StepRng* rng) {
     int B = m->B;
     CagScale* s0 = &m->sc[0];
     for (int j = 0; j < m->n_scales; j++) {
@@ -414,7 +459,6 @@ static void encode(CagNet* m, const float* img, const uint8_t* labels, const Ste
         }
         backbone_forward(&m->bb, m->params, &s->bb, in, m->ws);
         cm_forward(&m->cm, m->params, &s->cm, s->bb.h, j, rng, m->ws);
-        resize_nearest_labels(s->lbl, labels, B, m->H, m->W, s->Hf, s->Wf);
     }
     if (m->n_scales == 1) return;
     const float* ins[CAGNET_MAX_SCALES] = {s0->cm.x};
@@ -477,15 +521,16 @@ void cagnet_sum_losses(const CagNet* m, Step1Losses* L) {
     if (!m->content_mmd) L->g_content = (float)v[7];
 }
 
-void cagnet_step1(CagNet* m, const float* img, const uint8_t* labels, const StepRng* rng,
-                  const Step1Mode* mode, Step1Losses* out) {
+void cagnet_step1(CagNet* m, const float* img, const uint8_t* labels, const float* weights,
+                  const StepRng* rng, const Step1Mode* mode, Step1Losses* out) {
     Step1Mode md = mode ? *mode : (Step1Mode){m->real_ce_weight, m->fake_ce_weight, 1};
     int B = m->B, D = m->D;
     CagScale* s0 = &m->sc[0];
     int HW = s0->Hf * s0->Wf;
     size_t n0 = (size_t)B * D * HW;
     memset(m->grads, 0, m->pt.total * sizeof(float));
-    encode(m, img, labels, rng);
+    cagnet_resize_targets(m, labels, weights);
+    encode(m, img, rng);
 
     // G on the label embeddings and the detached latent code
     embed_labels(m, m->emap, s0->lbl, B, HW);
@@ -502,13 +547,13 @@ void cagnet_step1(CagNet* m, const float* img, const uint8_t* labels, const Step
                    m->ws);
 
     // every mean's share of the global batch: r[j] for the labels of scale j
-    // (GAN, KL and l2 content are over scale 0's valid pixels too)
+    // (GAN, KL and l2 content are over scale 0's valid pixels too); the real
+    // CEs' rc[j] of their Σ w when weighted
     uint8_t* valid = m->valid;
-    double cnt[CAGNET_MAX_SCALES];
-    float r[CAGNET_MAX_SCALES];
-    for (int j = 0; j < m->n_scales; j++)
-        cnt[j] = cagnet_count_valid(j ? NULL : valid, m->sc[j].lbl, (size_t)B * m->sc[j].Hf * m->sc[j].Wf);
-    cagnet_share_ratios(m, cnt, r, m->n_scales);
+    double cnt[2 * CAGNET_MAX_SCALES];
+    float r[2 * CAGNET_MAX_SCALES];
+    cagnet_share_ratios(m, cnt, r, cagnet_count_targets(m, weights != NULL, cnt));
+    const float* rc = weights ? r + m->n_scales : r;
     Step1Losses L = {0};
 
     // D set: GAN real/fake; CE_msc on real outputs (the E set's CE reuses the
@@ -525,11 +570,12 @@ void cagnet_step1(CagNet* m, const float* img, const uint8_t* labels, const Step
     float ce = 0.0f;
     for (int j = 0; j < m->n_scales; j++) {
         CagScale* s = &m->sc[j];
-        ce += ce_output(m, &s->dc, s->cm.x, s->lbl, r[j], wd, we, s->dx);
+        ce += ce_output(m, &s->dc, s->cm.x, s->lbl, weights ? s->w : NULL, rc[j], wd, we, s->dx);
     }
     if (m->n_scales > 1) {
         if (md.train_e) memset(m->dx_max, 0, n0 * sizeof(float));
-        ce += ce_output(m, &m->dc_max, m->x_max, s0->lbl, r[0], wd, we, m->dx_max);
+        ce += ce_output(m, &m->dc_max, m->x_max, s0->lbl, weights ? s0->w : NULL, rc[0], wd, we,
+                        m->dx_max);
     }
     L.d_ce_real = L.e_ce = ce / n_out;
 
@@ -537,7 +583,8 @@ void cagnet_step1(CagNet* m, const float* img, const uint8_t* labels, const Step
     L.d_gan_fake = r[0] * gan_loss_forward_backward(m->dgan, m->dc_fake.gan, valid, m->gan_kind,
                                                     0.0f, (size_t)B * HW, r[0]);
     dc_backward(&m->dc, m->params, m->grads, &m->dc_fake, fake, m->dgan, NULL, NULL, m->ws);
-    L.d_ce_fake = ce_output(m, &m->dc_fake, fake, s0->lbl, r[0], md.fake_ce_weight, 0.0f, NULL);
+    L.d_ce_fake =
+        ce_output(m, &m->dc_fake, fake, s0->lbl, NULL, r[0], md.fake_ce_weight, 0.0f, NULL);
 
     // G set: fool D, match the real features (detached)
     memset(m->dgan, 0, (size_t)B * HW * sizeof(float));
@@ -602,8 +649,8 @@ float cagnet_step2(CagNet* m, const StepRng* rng) {
     double cnt = (double)B * HW;  // every drawn label counts
     float r;
     cagnet_share_ratios(m, &cnt, &r, 1);
-    float ce = ce_output(m, &m->dc_fake, m->gen_acts.fake, m->y2, r, m->step2_cls_weight,
-                         m->step2_gen_weight, m->dfake);
+    float ce = ce_output(m, &m->dc_fake, m->gen_acts.fake, m->y2, NULL, r,
+                         m->step2_cls_weight, m->step2_gen_weight, m->dfake);
     if (m->step2_gen_weight != 0.0f)
         gen_backward(&m->gen, m->params, m->grads, &m->gen_acts, m->dfake, m->ws);
     if (!multi_rank(m)) return ce;
@@ -652,6 +699,17 @@ UpdatePlan cagnet_plan_mixed_step1(const CagNet* m, long it_in_stage) {
     UpdatePlan p = {0};
     p.lr_d = p.lr_g = mixed_lr(m, it_in_stage);
     p.update_d = p.update_g = 1;
+    return p;
+}
+
+UpdatePlan cagnet_plan_st(const CagNet* m, long it_in_stage) {
+    const Config* c = m->cfg;
+    UpdatePlan p = {0};
+    p.lr_e = lr_poly((float)config_get_float(c, "selftrain.lr"), it_in_stage,
+                     config_get_int(c, "schedule.st_iters"),
+                     (float)config_get_float(c, "optim.poly_power"));
+    p.lr_d = p.lr_g = mixed_lr(m, it_in_stage);
+    p.update_e = p.update_d = p.update_g = 1;
     return p;
 }
 

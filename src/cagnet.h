@@ -59,6 +59,7 @@ typedef struct {
     int H, W, Hf, Wf;
     float* img;     // (B, 3, H, W) resized input; NULL for scale 0 (the caller's)
     uint8_t* lbl;   // (B, Hf, Wf) labels at this output size
+    float* w;       // (B, Hf, Wf) CE weights at this output size (weighted steps only)
     BackboneActs bb;
     CmActs cm;
     DcActs dc;      // C on x of this scale (scale 0: also D's real call)
@@ -128,6 +129,9 @@ typedef struct {
 void cagnet_init(CagNet* m, const Config* cfg, int K, const float* emb, const uint8_t* unseen,
                  int B, int H, int W);
 void cagnet_free(CagNet* m);
+// Reallocate the activations for a per-rank batch of B (same H, W): the
+// self-training stages' own batch size. Parameters and state are kept.
+void cagnet_set_batch(CagNet* m, int B);
 
 // Step as one rank of d (NULL: single process). Call before the first step;
 // every rank must then make the same step calls (they are collective).
@@ -135,9 +139,14 @@ void cagnet_set_dist(CagNet* m, Dist* d);
 
 // step1 gradients of one batch into m->grads (zeroed first). rng->sample0 is
 // the global index of img's first sample. mode NULL = the step1 stage.
+// weights (self-training, DESIGN §2.3) make the CEs of the real features
+// (D's real CE and E's CE, every MSC output) Σ w·CE / Σ w over the valid
+// pixels; the GAN, KL, content and fake-CE terms stay plain means over them.
+// Every rank must pass weights or every rank NULL (the counts are collective).
 void cagnet_step1(CagNet* m,
                   const float* img,       // (B, 3, H, W)
                   const uint8_t* labels,  // (B, H, W) training indices, 255 = ignore
+                  const float* weights,   // (B, H, W) CE weight of each pixel, or NULL (all 1)
                   const StepRng* rng, const Step1Mode* mode, Step1Losses* out);
 
 // The step1 phases of mixed / st_mixed: loss.mixed_real_ce_weight,
@@ -155,6 +164,10 @@ UpdatePlan cagnet_plan_step2(const CagNet* m, long it);
 // The step1 phases of the mixed stages: D and G at step2's learning rate
 // (optim.mixed_lr schedule), E frozen. it counts iterations of the stage.
 UpdatePlan cagnet_plan_mixed_step1(const CagNet* m, long it_in_stage);
+// The st stage: step1 on ground truth + pseudo-labels, E at selftrain.lr
+// (poly over schedule.st_iters), D and G at the mixed stages' rate. (st_mixed
+// uses the mixed plans.)
+UpdatePlan cagnet_plan_st(const CagNet* m, long it_in_stage);
 void cagnet_apply(CagNet* m, const UpdatePlan* plan);
 
 // The parameter ranges the plan's optimizers update (E = backbone, ASPP and
@@ -171,9 +184,17 @@ int cagnet_update_ranges(const CagNet* m, const UpdatePlan* p,
 // ratio[i] = local[i] / (sum over ranks of local[i]), 0 where the sum is 0:
 // the factor that turns a mean over this rank's elements into its share of
 // the mean over the global batch (exactly 1 or 0 in a single process).
+// n <= 2 * CAGNET_MAX_SCALES.
 void cagnet_share_ratios(const CagNet* m, const double* local, float* ratio, int n);
-// Valid (label != 255) pixels of lbl; v (n) gets the mask when non-NULL.
-double cagnet_count_valid(uint8_t* v, const uint8_t* lbl, size_t n);
+// Labels (and, when weights is non-NULL, weights) of every scale at its
+// output size: m->sc[j].lbl and m->sc[j].w.
+void cagnet_resize_targets(CagNet* m,
+                           const uint8_t* labels,  // (B, H, W)
+                           const float* weights);  // (B, H, W) or NULL
+// step1's normalisers on this rank from the resized targets: cnt[j] = valid
+// (label != 255) pixels of scale j (m->valid gets scale 0's mask) and, when
+// weighted, cnt[n_scales + j] = their Σ w. Returns how many it wrote.
+int cagnet_count_targets(CagNet* m, int weighted, double* cnt);  // (2 * CAGNET_MAX_SCALES)
 // Counting sort of scale 0's valid pixels by class: m->cls_start (K + 1) and
 // m->cls_pos (pixel of each row, raster order within a class). Returns the rows.
 int cagnet_sort_by_class(CagNet* m, const uint8_t* lbl);

@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <hdf5.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,18 +40,6 @@ static const char* const optim_names[3] = {"e", "d", "g"};
 
 static const char* kind_name(int kind) { return kind == OPTIM_ADAM ? "adam" : "sgd"; }
 
-__attribute__((format(printf, 1, 2))) static char* strf(const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char* s = (char*)mallocCheck((size_t)(n < 0 ? 0 : n) + 1);
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
 static void path_join(char* out, const char* a, const char* b) {
     if ((size_t)snprintf(out, PATH_CAP, "%s/%s", a, b) >= PATH_CAP)
         ZS_FAIL("use a shorter run directory (run.out_dir)", "path too long: '%s/%s'", a, b);
@@ -67,41 +54,6 @@ static void attr_put_u64(hid_t obj, const char* name, unsigned long long v) {
 }
 static void attr_put_f64(hid_t obj, const char* name, double v) {
     h5_attr_write(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, &v);
-}
-
-// Fixed-length, NUL-padded string of len bytes (at least 1: HDF5 refuses 0).
-static hid_t string_type(size_t len) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    h5Check(t);
-    h5Check(H5Tset_size(t, len ? len : 1));
-    h5Check(H5Tset_strpad(t, H5T_STR_NULLPAD));
-    return t;
-}
-
-// Readers return 0, or -1 when the attribute is missing or of another kind.
-// HDF5 converts between integer widths and float widths on read.
-static int attr_get(hid_t obj, const char* name, hid_t mem_type, void* v) {
-    if (H5Aexists(obj, name) <= 0) return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    herr_t err = a >= 0 ? H5Aread(a, mem_type, v) : -1;
-    if (a >= 0) H5Aclose(a);
-    return err < 0 ? -1 : 0;
-}
-
-// A fixed-length string attribute into out (cap bytes, NUL-terminated).
-static int attr_get_str(hid_t obj, const char* name, char* out, size_t cap) {
-    if (H5Aexists(obj, name) <= 0) return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
-    int ok = t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) == 0 &&
-             H5Tget_size(t) < cap;
-    if (ok) {
-        memset(out, 0, cap);
-        ok = H5Aread(a, t, out) >= 0;
-    }
-    if (t >= 0) H5Tclose(t);
-    if (a >= 0) H5Aclose(a);
-    return ok ? 0 : -1;
 }
 
 // ---------------------------------------------------------------- datasets
@@ -241,6 +193,7 @@ static void write_state(hid_t file, const CkptState* st) {
     attr_put_i64(g, "iter_in_stage", st->iter_in_stage);
     attr_put_i64(g, "mixed_pos", st->mixed_pos);
     attr_put_i64(g, "st_round", st->st_round);
+    h5_attr_write_string(g, "st_file", st->st_file);
     attr_put_i64(g, "data_epoch", st->data_epoch);
     attr_put_i64(g, "data_cursor", st->data_cursor);
     attr_put_u64(g, "seed", st->seed);
@@ -249,7 +202,7 @@ static void write_state(hid_t file, const CkptState* st) {
 }
 
 static void write_config(hid_t file, const char* text) {
-    hid_t t = string_type(strlen(text));
+    hid_t t = h5_string_type(strlen(text));
     hid_t space = H5Screate(H5S_SCALAR);
     h5Check(space);
     hid_t ds = H5Dcreate2(file, "/config", t, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -399,7 +352,7 @@ static char* verify_dataset(Verify* v, const char* name) {
         err = strf("'%s': the shape of dataset %s calls for %llu bytes but %llu are stored: the "
                    "file is corrupt",
                    path, name, (unsigned long long)want, (unsigned long long)have);
-    } else if (attr_get(v->meta, attr, H5T_NATIVE_UINT32, &stored) != 0) {
+    } else if (h5_attr_read(v->meta, attr, H5T_NATIVE_UINT32, &stored) != 0) {
         err = strf("'%s': /meta has no checksum '%s' for dataset %s", path, attr, name);
     } else if (dataset_crc(ds, &crc) != 0) {
         err = strf("'%s': cannot read dataset %s: the file is truncated or corrupt", path, name);
@@ -426,13 +379,13 @@ static char* verify_optim(Verify* v, const char* name) {
     char* err = NULL;
     long long step = 0;
     unsigned long long span[2] = {0, 0};  // span_lo, span_n
-    if (attr_get_str(g, "kind", kind, sizeof kind) != 0 ||
+    if (h5_attr_read_string(g, "kind", kind, sizeof kind) != 0 ||
         (strcmp(kind, "sgd") != 0 && strcmp(kind, "adam") != 0))
         err = strf("'%s': %s lacks attribute 'kind' (\"sgd\" or \"adam\")", v->path, group);
-    else if (attr_get(g, "step", H5T_NATIVE_LLONG, &step) != 0)
+    else if (h5_attr_read(g, "step", H5T_NATIVE_LLONG, &step) != 0)
         err = strf("'%s': %s lacks attribute 'step'", v->path, group);
-    else if (attr_get(g, "span_lo", H5T_NATIVE_ULLONG, &span[0]) != 0 ||
-             attr_get(g, "span_n", H5T_NATIVE_ULLONG, &span[1]) != 0)
+    else if (h5_attr_read(g, "span_lo", H5T_NATIVE_ULLONG, &span[0]) != 0 ||
+             h5_attr_read(g, "span_n", H5T_NATIVE_ULLONG, &span[1]) != 0)
         err = strf("'%s': %s lacks attribute 'span_lo' or 'span_n'", v->path, group);
     else if ((double)span[0] + (double)span[1] > v->params_total)
         err = strf("'%s': %s covers parameters [%llu, %llu) but /params holds %.0f", v->path,
@@ -482,7 +435,7 @@ static char* verify_open(Verify* v) {
         if (H5Aexists(v->meta, meta_attrs[i]) <= 0)
             return strf("'%s': /meta lacks attribute '%s'", path, meta_attrs[i]);
     long long version = 0;
-    if (attr_get(v->meta, "format_version", H5T_NATIVE_LLONG, &version) != 0 ||
+    if (h5_attr_read(v->meta, "format_version", H5T_NATIVE_LLONG, &version) != 0 ||
         version != CKPT_FORMAT_VERSION)
         return strf("'%s': checkpoint format_version %lld, this zsseg reads version %d", path,
                     version, CKPT_FORMAT_VERSION);
@@ -562,10 +515,10 @@ static void load_optim(hid_t file, const char* name, Optimizer* o, const char* p
     need(g >= 0, path, group);
     long long step = 0;
     unsigned long long lo = 0, n = 0;
-    need(attr_get_str(g, "kind", kind, sizeof kind) == 0, path, "the optimizer kind");
-    need(attr_get(g, "step", H5T_NATIVE_LLONG, &step) == 0, path, "the optimizer step");
-    need(attr_get(g, "span_lo", H5T_NATIVE_ULLONG, &lo) == 0 &&
-             attr_get(g, "span_n", H5T_NATIVE_ULLONG, &n) == 0,
+    need(h5_attr_read_string(g, "kind", kind, sizeof kind) == 0, path, "the optimizer kind");
+    need(h5_attr_read(g, "step", H5T_NATIVE_LLONG, &step) == 0, path, "the optimizer step");
+    need(h5_attr_read(g, "span_lo", H5T_NATIVE_ULLONG, &lo) == 0 &&
+             h5_attr_read(g, "span_n", H5T_NATIVE_ULLONG, &n) == 0,
          path, "the optimizer span");
     if (strcmp(kind, kind_name(o->kind)) != 0)
         ZS_FAIL(MODEL_HINT, "checkpoint '%s': %s holds %s state but the model's optimizer is %s",
@@ -585,10 +538,10 @@ static void load_state(hid_t file, CkptState* st, const char* path) {
     hid_t g = H5Gopen2(file, "/state", H5P_DEFAULT);
     need(g >= 0, path, "/state");
     long long v[7];  // state_attrs up to seed, in order
-    for (int i = 0; i < 7; i++) need(attr_get(g, state_attrs[i], H5T_NATIVE_LLONG, &v[i]) == 0, path, state_attrs[i]);
+    for (int i = 0; i < 7; i++) need(h5_attr_read(g, state_attrs[i], H5T_NATIVE_LLONG, &v[i]) == 0, path, state_attrs[i]);
     unsigned long long seed = 0;
-    need(attr_get(g, "seed", H5T_NATIVE_ULLONG, &seed) == 0, path, "seed");
-    need(attr_get(g, "best_metric", H5T_NATIVE_DOUBLE, &st->best_metric) == 0, path, "best_metric");
+    need(h5_attr_read(g, "seed", H5T_NATIVE_ULLONG, &seed) == 0, path, "seed");
+    need(h5_attr_read(g, "best_metric", H5T_NATIVE_DOUBLE, &st->best_metric) == 0, path, "best_metric");
     H5Gclose(g);
     st->iter = (long)v[0];
     st->stage = (int)v[1];
@@ -600,7 +553,7 @@ static void load_state(hid_t file, CkptState* st, const char* path) {
     st->seed = seed;
     long long world = 0;
     g = H5Gopen2(file, "/meta", H5P_DEFAULT);
-    need(g >= 0 && attr_get(g, "world_size", H5T_NATIVE_LLONG, &world) == 0, path, "/meta world_size");
+    need(g >= 0 && h5_attr_read(g, "world_size", H5T_NATIVE_LLONG, &world) == 0, path, "/meta world_size");
     H5Gclose(g);
     st->world_size = (int)world;
 }
@@ -657,7 +610,7 @@ static herr_t attr_print_cb(hid_t obj, const char* name, const H5A_info_t* info,
         double v;
         if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0) double_text_shortest(text, sizeof text, v);
     } else if (c == H5T_STRING) {
-        attr_get_str(obj, name, text, sizeof text);
+        h5_attr_read_string(obj, name, text, sizeof text);
     }
     fprintf(ap->out, " %s %s", name, text);
     if (t >= 0) H5Tclose(t);

@@ -33,12 +33,14 @@ typedef struct {
     int stage;           // stage index of that next iteration
     long iter_in_stage;  // its iteration inside the stage
     long mixed_pos;      // its position in the mixed cycle (iter_in_stage % (2 * interval))
-    int st_round;        // self-training round (0 until self-training exists)
+    int st_round;        // self-training round the next iteration trains on, -1 outside
     long data_epoch;     // training loader state before its next batch (loader.h)
     long data_cursor;
     uint64_t seed;       // run.seed
     double best_metric;  // best hIoU evaluated so far, -1 if none
     int world_size;      // ranks at save (read back from /meta)
+    char st_file[512];   // st_round's pseudo-label file, written as /state st_file
+                         // (informational: a resume finds it from the round number)
 } CkptState;
 
 // Rank 0 only. Writes the checkpoint of m (params, opt_e/opt_d/opt_g) and st,

@@ -44,6 +44,10 @@ void* calloc_check(size_t n, size_t size, const char* file, int line);
 #define mallocCheck(size) malloc_check((size), __FILE__, __LINE__)
 #define callocCheck(n, size) calloc_check((n), (size), __FILE__, __LINE__)
 
+// ---------------------------------------------------------------- strings
+// printf into a new heap string (the caller frees it): messages handed to callers.
+char* strf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
 // ---------------------------------------------------------------- checked file I/O
 // All name the path in their message, so a user sees which file is at fault.
 FILE* fopen_check(const char* path, const char* mode, const char* file, int line);

@@ -75,16 +75,6 @@ __attribute__((format(printf, 2, 3))) static void buf_printf(Buf* b, const char*
     va_end(ap);
 }
 
-// A heap string, for error messages handed to the caller.
-__attribute__((format(printf, 1, 2))) static char* strf(const char* fmt, ...) {
-    Buf b = {0};
-    va_list ap;
-    va_start(ap, fmt);
-    buf_vprintf(&b, fmt, ap);
-    va_end(ap);
-    return b.p;
-}
-
 static char* str_dup(const char* s) {
     size_t n = strlen(s) + 1;
     char* p = (char*)mallocCheck(n);

@@ -19,18 +19,15 @@ void coord_init(Coordinator* c, const Config* cfg) {
         ZS_FAIL("list 1 to 16 stages, e.g. schedule.stages = [\"step1\", \"mixed\"]",
                 "schedule.stages has %d entries", n);
     for (int i = 0; i < n; i++) {
-        int k = 0;
-        while (k < 4 && strcmp(names[i], stage_names[k]) != 0) k++;
-        if (k >= STAGE_ST)  // the schema has already rejected unknown names
-            ZS_FAIL("remove st and st_mixed from schedule.stages: self-training is on the "
-                    "roadmap (README), not in this version",
-                    "schedule.stages: stage '%s' is not available yet", names[i]);
+        int k = 0;  // the schema has already rejected unknown names
+        while (k < 3 && strcmp(names[i], stage_names[k]) != 0) k++;
         c->kind[i] = (StageKind)k;
         c->iters[i] = config_get_int(cfg, stage_iter_keys[k]);
         c->start[i] = c->total;
         c->total += c->iters[i];
     }
     c->n = n;
+    c->rounds = config_get_int(cfg, "selftrain.rounds");
     c->interval = config_get_int(cfg, "schedule.mixed_interval");
     c->eval_every = config_get_int(cfg, "eval.every");
     c->checkpoint_every = config_get_int(cfg, "checkpoint.every");
@@ -65,4 +62,28 @@ ControlRecord coord_decide(const Coordinator* c, long iter, uint32_t flags) {
     r.evaluate = stage_end || every(iter, c->eval_every);
     r.checkpoint = stage_end || every(iter, c->checkpoint_every) || r.stop;
     return r;
+}
+
+int coord_is_selftrain(const Coordinator* c, int stage) {
+    return c->kind[stage] == STAGE_ST || c->kind[stage] == STAGE_ST_MIXED;
+}
+
+// Rounds of stage s start at its iterations floor(r * iters / rounds); a
+// stage shorter than the round count has one round per iteration.
+static long round_start(const Coordinator* c, int s, int r) {
+    return c->iters[s] * r / c->rounds;
+}
+
+int coord_round_of(const Coordinator* c, long iter, int* starts_here) {
+    long it = 0;
+    int s = coord_stage_of(c, iter, &it);
+    *starts_here = 0;
+    if (iter >= c->total || !coord_is_selftrain(c, s)) return -1;
+    int before = 0;  // rounds of the earlier self-training stages
+    for (int i = 0; i < s; i++)
+        if (coord_is_selftrain(c, i) && c->iters[i] > 0) before += c->rounds;
+    int r = c->rounds - 1;
+    while (round_start(c, s, r) > it) r--;
+    *starts_here = round_start(c, s, r) == it;
+    return before + r;
 }

@@ -26,11 +26,11 @@ typedef struct {
     long start[COORD_MAX_STAGES];        // global iteration of each stage's first step
     long total;                          // iterations of all stages
     long interval;                       // schedule.mixed_interval
+    int rounds;                          // selftrain.rounds per self-training stage
     long eval_every, checkpoint_every;   // 0 = at stage ends only
 } Coordinator;
 
-// Lay out schedule.stages. Self-training stages are refused until they exist
-// (the message names the key and the fix).
+// Lay out schedule.stages.
 void coord_init(Coordinator* c, const Config* cfg);
 
 const char* coord_stage_name(StageKind k);
@@ -50,5 +50,14 @@ StepKind coord_step_kind(const Coordinator* c, int stage, long it);
 // COORD_FLAG_STOP (then also checkpoint). Learning rates are left 0: they
 // belong to the model (the trainer fills them in on rank 0).
 ControlRecord coord_decide(const Coordinator* c, long iter, uint32_t flags);
+
+// Self-training (st, st_mixed): each such stage runs selftrain.rounds
+// pseudo-labelling rounds, round r of a stage starting at its iteration
+// floor(r * iters / rounds); rounds are numbered 0, 1, ... over all
+// self-training stages in order. coord_round_of gives the round whose labels
+// iteration iter trains on (-1 outside self-training) and sets *starts_here
+// when iter is that round's first iteration (the labels are made before it).
+int coord_is_selftrain(const Coordinator* c, int stage);
+int coord_round_of(const Coordinator* c, long iter, int* starts_here);
 
 #endif  // ZSSEG_COORDINATOR_H

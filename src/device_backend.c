@@ -40,9 +40,14 @@ void device_run_select(DeviceRun* dv, const Config* cfg, Dist* d) {
     int lo = use, hi = use;
     mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_INT, MPI_MIN, d->comm));
     mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_INT, MPI_MAX, d->comm));
-    if (lo != hi)
-        ZS_FAIL("set run.device = cuda (and run on GPU nodes only) or run.device = cpu",
-                "run.device = %s: some ranks see a GPU and others do not", choice);
+    // only auto gets here mixed (cuda stopped on a rank without a GPU): CUDA
+    // on every rank or on none
+    if (lo != hi) {
+        if (d->rank == 0)
+            log_warn("run.device = auto: some ranks see no GPU, so every rank trains on the CPU "
+                     "(set run.device = cuda to stop instead)");
+        use = 0;
+    }
     if (!use) {
         snprintf(dv->desc, sizeof dv->desc, "cpu");
         return;
@@ -75,12 +80,12 @@ void device_run_start(DeviceRun* dv, const Config* cfg, Dist* d, CagNet* m) {
 }
 
 void device_run_step1(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, const float* img,
-                      const uint8_t* labels, const StepRng* rng, const Step1Mode* mode,
-                      Step1Losses* out) {
+                      const uint8_t* labels, const float* weights, const StepRng* rng,
+                      const Step1Mode* mode, Step1Losses* out) {
     if (dv->g)
-        dv->be->step1(dv->g, m, plan, img, labels, rng, mode, out);
+        dv->be->step1(dv->g, m, plan, img, labels, weights, rng, mode, out);
     else
-        cagnet_step1(m, img, labels, rng, mode, out);
+        cagnet_step1(m, img, labels, weights, rng, mode, out);
 }
 
 float device_run_step2(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, const StepRng* rng) {
@@ -106,4 +111,11 @@ void device_run_download(DeviceRun* dv, CagNet* m) {
 void device_run_close(DeviceRun* dv) {
     if (dv->g) dv->be->model_destroy(dv->g);
     memset(dv, 0, sizeof *dv);
+}
+
+void device_run_restart(DeviceRun* dv, const Config* cfg, Dist* d, CagNet* m) {
+    if (!dv->g) return;
+    dv->be->model_destroy(dv->g);
+    dv->g = NULL;
+    device_run_start(dv, cfg, d, m);
 }

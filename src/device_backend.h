@@ -43,13 +43,13 @@ typedef struct {
     // Upload m (parameters, optimizer state) and allocate everything a step
     // needs; the caller has checked the memory plan first.
     DeviceModel* (*model_create)(CagNet* m, const DeviceOptions* o);
-    // cagnet_step1 / cagnet_step2 on the device; img and labels are host
-    // memory. plan says which gradient ranges the step's update sums over
+    // cagnet_step1 / cagnet_step2 on the device; img, labels and weights are
+    // host memory. plan says which gradient ranges the step's update sums over
     // ranks: their buckets start reducing (NCCL, own stream) as soon as the
     // backward has completed them.
     void (*step1)(DeviceModel* g, CagNet* m, const UpdatePlan* plan, const float* img,
-                  const uint8_t* labels, const StepRng* rng, const Step1Mode* mode,
-                  Step1Losses* out);
+                  const uint8_t* labels, const float* weights, const StepRng* rng,
+                  const Step1Mode* mode, Step1Losses* out);
     float (*step2)(DeviceModel* g, CagNet* m, const UpdatePlan* plan, const StepRng* rng);
     // Launch the buckets the step has not, wait for all, apply the plan's
     // updates (m's optimizer step counters advance as on the CPU).
@@ -96,6 +96,7 @@ void device_run_start(DeviceRun* dv, const Config* cfg, Dist* d, CagNet* m);
 void device_run_step1(DeviceRun* dv, CagNet* m, const UpdatePlan* plan,
                       const float* img,       // (B, 3, H, W)
                       const uint8_t* labels,  // (B, H, W)
+                      const float* weights,   // (B, H, W) CE weights, or NULL (all 1)
                       const StepRng* rng, const Step1Mode* mode, Step1Losses* out);
 float device_run_step2(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, const StepRng* rng);
 void device_run_update(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, Dist* d,
@@ -104,5 +105,8 @@ void device_run_update(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, Dist* d
 // before anything on the host reads them.
 void device_run_download(DeviceRun* dv, CagNet* m);
 void device_run_close(DeviceRun* dv);
+// After m's batch changed (cagnet_set_batch): the device copy rebuilt for it
+// (m must hold the current parameters and state: device_run_download first).
+void device_run_restart(DeviceRun* dv, const Config* cfg, Dist* d, CagNet* m);
 
 #endif  // ZSSEG_DEVICE_BACKEND_H

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "hd_math.h"
 #include "rng.h"
 #include "transform.h"
 
@@ -16,6 +17,8 @@ typedef struct {
     int next_job;      // next slot to hand out to a thread
     int pending;       // slots not finished yet
     const int* order;  // training: the order of b.epoch (held in an OrderSlot)
+    const StStore* pseudo;  // the store attached when the batch was scheduled, or NULL
+    float* wmem;       // (Bl, side, side) weights, allocated when a store is first attached
 } Buffer;
 
 // An epoch order shared by the buffers of that epoch; refs = buffers using it.
@@ -28,6 +31,7 @@ typedef struct {
 typedef struct {
     void* mem;
     size_t bytes;
+    int* src;  // (2, side) store row per crop row, store column per crop column
 } Scratch;
 
 typedef struct {
@@ -58,6 +62,7 @@ struct Loader {
     LoaderState sched;           // state of the next batch to schedule
     OrderSlot orders[LOADER_DEPTH];
 
+    const StStore* pseudo;  // attached pseudo-labels, or NULL
     uint8_t* bad;  // (ds->n) 1 = a bad sample already met
     long n_bad;
     char* fatal;   // why the run must stop, set by whichever thread found out
@@ -158,6 +163,39 @@ static void scratch_fit(Scratch* s, const TransformConfig* tc, int W) {
     s->bytes = need;
 }
 
+// Merge store s's image i into the remapped training label lbl of the sample
+// at position p of `epoch`, and write its weights (see loader.h). The map is
+// separable: store row / column per crop row / column, -1 = padding.
+static void pseudo_merge(const Loader* L, const StStore* s, int i, long epoch, long p,
+                         uint8_t* lbl,  // (side, side)
+                         float* w,      // (side, side)
+                         int* src) {    // (2, side) scratch
+    int n = L->side, warp = L->tc.warp;
+    int *sy = src, *sx = src + n;
+    TransformDraw d;
+    transform_draw(&L->tc, L->seed, (uint64_t)epoch, (uint64_t)p, &d);
+    transform_train_source_axes(&L->tc, &d, sy, sx);
+    for (int k = 0; k < n; k++) {
+        if (sy[k] >= 0) sy[k] = hd_nearest_src(sy[k], s->H, warp);
+        if (sx[k] >= 0) sx[k] = hd_nearest_src(sx[k], s->W, warp);
+    }
+    const uint8_t* sl = s->labels + (size_t)i * s->H * s->W;
+    const float* sw = s->weights + (size_t)i * s->H * s->W;
+    for (int y = 0; y < n; y++)
+        for (int x = 0; x < n; x++) {
+            size_t q = (size_t)y * n + x;
+            size_t k = (size_t)sy[y] * s->W + sx[x];
+            if (lbl[q] != DATASET_IGNORE) {
+                w[q] = 1.0f;
+            } else if (sy[y] >= 0 && sx[x] >= 0 && sl[k] != DATASET_IGNORE) {
+                lbl[q] = sl[k];
+                w[q] = sw[k];
+            } else {
+                w[q] = 0.0f;
+            }
+        }
+}
+
 // Decode, validate and transform the sample of slot j of bf (see loader.h for
 // the order, key and replacement rules).
 static void fill_slot(Loader* L, Buffer* bf, int j, Scratch* sc) {
@@ -182,6 +220,9 @@ static void fill_slot(Loader* L, Buffer* bf, int j, Scratch* sc) {
             transform_train(&L->tc, s.rgb, s.label, s.H, s.W, L->seed, (uint64_t)b->epoch,
                             (uint64_t)p, img, lbl, sc->mem, sc->bytes);
             label_remap(lbl, plane, L->ds->map);
+            if (bf->pseudo)
+                pseudo_merge(L, bf->pseudo, i, b->epoch, p, lbl, b->weights + j * plane,
+                             sc->src);
             dataset_sample_free(&s);
             b->index[j] = i;
             b->position[j] = p;
@@ -225,6 +266,8 @@ static int schedule_one(Loader* L) {
         b->epoch = L->sched.epoch;
         b->cursor = L->sched.cursor;
         bf->order = order_acquire(L, b->epoch);
+        bf->pseudo = L->pseudo;
+        b->weights = L->pseudo ? bf->wmem : NULL;
         L->sched.cursor += L->B;
         L->sched = state_normalize(L, L->sched);
     } else {
@@ -335,6 +378,9 @@ static Loader* loader_new(const Dataset* ds, const Config* cfg, int training, in
     pthread_cond_init(&L->work_cv, NULL);
     pthread_cond_init(&L->done_cv, NULL);
     L->pool = (Worker*)callocCheck((size_t)L->workers, sizeof(Worker));
+    L->caller_sc.src = (int*)mallocCheck(2 * (size_t)side * sizeof(int));
+    for (int w = 0; w < L->workers; w++)
+        L->pool[w].sc.src = (int*)mallocCheck(2 * (size_t)side * sizeof(int));
     return L;
 }
 
@@ -351,19 +397,24 @@ static Loader* loader_start(Loader* L) {
 
 Loader* loader_open_train(const Dataset* ds, const Config* cfg, int rank, int world,
                           const LoaderAllocator* alloc) {
+    return loader_open_train_batch(ds, cfg, "data.batch_size", rank, world, alloc);
+}
+
+Loader* loader_open_train_batch(const Dataset* ds, const Config* cfg, const char* batch_key,
+                                int rank, int world, const LoaderAllocator* alloc) {
     if (!ds->training)
         ZS_FAIL("open the training split with dataset_open(..., DATASET_TRAIN)",
                 "loader_open_train: the dataset is a test split");
-    int B = config_get_int(cfg, "data.batch_size");
+    int B = config_get_int(cfg, batch_key);
     if (world < 1 || rank < 0 || rank >= world)
         ZS_FAIL("pass this process's MPI rank and the world size", "loader: rank %d of %d", rank,
                 world);
     if (B % world != 0)
-        ZS_FAIL("set data.batch_size (the global batch) to a multiple of the number of ranks",
-                "data.batch_size = %d is not divisible by the %d ranks", B, world);
+        ZS_FAIL("set the global batch to a multiple of the number of ranks",
+                "%s = %d is not divisible by the %d ranks", batch_key, B, world);
     if (ds->n < B)
-        ZS_FAIL("lower data.batch_size or use more training images",
-                "the training set has %d images, fewer than data.batch_size = %d", ds->n, B);
+        ZS_FAIL("lower the batch size or use more training images",
+                "the training set has %d images, fewer than %s = %d", ds->n, batch_key, B);
     Loader* L = loader_new(ds, cfg, 1, rank, world, B / world,
                            config_get_int(cfg, "data.crop_size"), alloc);
     L->B = B;
@@ -399,11 +450,13 @@ void loader_close(Loader* L) {
         free(b->index);
         free(b->position);
         free(b->valid);
+        if (L->buf[k].wmem) buffer_free(L, L->buf[k].wmem);
         free(L->orders[k].perm);
     }
-    for (int w = 0; w < L->workers; w++) free(L->pool[w].sc.mem);
+    for (int w = 0; w < L->workers; w++) free(L->pool[w].sc.mem), free(L->pool[w].sc.src);
     free(L->pool);
     free(L->caller_sc.mem);
+    free(L->caller_sc.src);
     free(L->bad);
     free(L->fatal);
     pthread_mutex_destroy(&L->mu);
@@ -457,9 +510,9 @@ const LoaderBatch* loader_next(Loader* L) {
 
 LoaderState loader_get_state(const Loader* L) { return L->next; }
 
-void loader_set_state(Loader* L, LoaderState st) {
-    pthread_mutex_lock(&L->mu);
-    // Drop prefetched work: unstarted slots are cancelled, started ones finish.
+// Drop prefetched batches and the held one (under mu): unstarted slots are
+// cancelled, started ones finish first.
+static void drop_batches(Loader* L) {
     for (int c = 0; c < L->count; c++) {
         Buffer* bf = &L->buf[L->ring[(L->head + c) % LOADER_DEPTH]];
         if (bf->state != BUF_FILLING) continue;
@@ -475,7 +528,34 @@ void loader_set_state(Loader* L, LoaderState st) {
     if (L->held >= 0) release_buffer(L, &L->buf[L->held]);
     L->held = -1;
     L->head = L->count = 0;
+}
+
+void loader_set_state(Loader* L, LoaderState st) {
+    pthread_mutex_lock(&L->mu);
+    drop_batches(L);
     L->next = L->sched = state_normalize(L, st);
+    pthread_mutex_unlock(&L->mu);
+}
+
+void loader_set_pseudo(Loader* L, const StStore* s) {
+    if (!L->training)
+        ZS_FAIL("attach pseudo-labels to the training loader (loader_open_train)",
+                "loader_set_pseudo: this is a test loader");
+    if (s && s->n != L->ds->n)
+        ZS_FAIL("regenerate the self-training round for this training split (delete the round "
+                "file or point data.train_list at the list it was made from)",
+                "pseudo-label store: %d images, but the training set has %d", s->n, L->ds->n);
+    if (s && (s->H < 1 || s->W < 1 || !s->labels || !s->weights))
+        ZS_FAIL("fill the store with st_store_read or st_store_alloc",
+                "pseudo-label store: empty (%dx%d maps)", s->H, s->W);
+    pthread_mutex_lock(&L->mu);
+    drop_batches(L);  // nobody touches a buffer now
+    L->pseudo = s;
+    for (int k = 0; s && k < L->depth; k++)
+        if (!L->buf[k].wmem)
+            L->buf[k].wmem = (float*)buffer_alloc(
+                L, (size_t)L->Bl * L->side * L->side * sizeof(float));
+    L->sched = L->next;
     pthread_mutex_unlock(&L->mu);
 }
 

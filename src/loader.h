@@ -34,6 +34,15 @@
 // keeps its slot with valid = 0, a zero image and an all-ignore label (so
 // evaluation ignores it); it is warned about and counted like training ones.
 //
+// Pseudo-labels (self-training, src/st_store.h). With a store attached, each
+// training sample (dataset index i, position p) fills the pixels its
+// transformed, remapped label leaves at 255: crop pixel (y, x) comes from
+// warp-image pixel (wy, wx) = transform_train_source(draw of p) and takes
+// store label (i, hd_nearest_src(wy, H_s, warp), hd_nearest_src(wx, W_s, warp))
+// (min(floor(q * side_s / warp), side_s - 1)), unless (y, x) is padding or the
+// store says 255 there. weights: the store's weight at such pixels, 1 at
+// ground-truth pixels, 0 where the label stays 255.
+//
 // Threads. data.workers decoder threads (pthreads) per rank fill a ring of
 // LOADER_DEPTH batch buffers ahead of the training loop, one sample per job;
 // loader_next returns the next batch as soon as it is complete. workers = 0
@@ -48,6 +57,7 @@
 
 #include "config.h"
 #include "dataset.h"
+#include "st_store.h"
 
 #define LOADER_DEPTH 3  // batch buffers: the one the caller holds plus two prefetched
 
@@ -70,6 +80,7 @@ typedef struct {
     int H, W;           // crop x crop (training) or warp x warp (test)
     float* images;      // (n, 3, H, W) BGR minus mean
     uint8_t* labels;    // (n, H, W) training (unseen ignored) or test indices, 255 = ignore
+    float* weights;     // (n, H, W) per-pixel CE weights, NULL unless a store is attached
     int* index;         // (n) dataset sample behind each slot (after any replacement)
     long* position;     // (n) position in the epoch order (augmentation key) or the test list
     uint8_t* valid;     // (n) 1 = decoded; 0 = unreadable test sample (zeros, all ignore)
@@ -85,6 +96,10 @@ typedef struct Loader Loader;
 // be NULL (aligned malloc). ds must outlive the loader.
 Loader* loader_open_train(const Dataset* ds, const Config* cfg, int rank, int world,
                           const LoaderAllocator* alloc);
+// The same with the global batch from another key (selftrain.batch_size for
+// the self-training stages).
+Loader* loader_open_train_batch(const Dataset* ds, const Config* cfg, const char* batch_key,
+                                int rank, int world, const LoaderAllocator* alloc);
 // Test loader: this rank's contiguous shard of the test list, batch_local
 // samples per batch.
 Loader* loader_open_test(const Dataset* ds, const Config* cfg, int rank, int world,
@@ -101,6 +116,13 @@ const LoaderBatch* loader_next(Loader* L);
 // starts the next epoch.
 LoaderState loader_get_state(const Loader* L);
 void loader_set_state(Loader* L, LoaderState st);
+
+// Attach a self-training round's pseudo-labels (store of the training split,
+// s->n = the dataset's n, else the run stops) to a training loader, or detach
+// them (NULL). Drops prefetched batches and the held one like
+// loader_set_state, and goes on from loader_get_state. s must outlive the
+// loader or the next loader_set_pseudo.
+void loader_set_pseudo(Loader* L, const StStore* s);
 
 // Global batches per epoch (training) or this rank's batches (test).
 long loader_batches_per_epoch(const Loader* L);

@@ -38,7 +38,7 @@ static size_t activation_bytes(const CagNet* m) {
         size_t px = B * s->Hf * s->Wf;  // output pixels of this scale
         acts += s->bb.bytes;
         if (j) acts += B * 3 * s->H * s->W * F;          // resized input
-        acts += px;                                        // lbl
+        acts += px + px * F;                               // lbl, w
         acts += px * (cm_per_pixel(&m->cm) + dc_per_pixel(&m->dc) + 2 * D) * F;  // cm, dc, dx, dh
         if (j) acts += n0 * F;                             // x_up
         dcls = max_sz(dcls, px * m->K);

@@ -2,6 +2,7 @@
 #include "resize.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #include "hd_math.h"
 
@@ -56,13 +57,23 @@ void resize_bilinear_backward(float* dinp, const float* dout, int B, int C, int 
     }
 }
 
-void resize_nearest_labels(uint8_t* out, const uint8_t* inp, int B, int H, int W, int Ho, int Wo) {
+void resize_nearest(void* out, const void* inp, size_t elem, int B, int H, int W, int Ho,
+                    int Wo) {
+    const unsigned char* in = inp;
+    unsigned char* o = out;
 #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++) {
         for (int oh = 0; oh < Ho; oh++) {
-            const uint8_t* row = inp + ((size_t)b * H + hd_nearest_src(oh, H, Ho)) * W;
-            uint8_t* op = out + ((size_t)b * Ho + oh) * Wo;
-            for (int ow = 0; ow < Wo; ow++) op[ow] = row[hd_nearest_src(ow, W, Wo)];
+            const unsigned char* row = in + ((size_t)b * H + hd_nearest_src(oh, H, Ho)) * W * elem;
+            unsigned char* op = o + ((size_t)b * Ho + oh) * Wo * elem;
+            for (int ow = 0; ow < Wo; ow++) {
+                size_t src = (size_t)hd_nearest_src(ow, W, Wo);
+                memcpy(op + (size_t)ow * elem, row + src * elem, elem);
+            }
         }
     }
+}
+
+void resize_nearest_labels(uint8_t* out, const uint8_t* inp, int B, int H, int W, int Ho, int Wo) {
+    resize_nearest(out, inp, 1, B, H, W, Ho, Wo);
 }

@@ -16,6 +16,8 @@
 #include "predict.h"
 #include "run.h"
 #include "signals.h"
+#include "st_round.h"
+#include "train_selftrain.h"
 #include "train_log.h"
 #include "weights_h5.h"
 
@@ -23,7 +25,9 @@
 static UpdatePlan plan_of(const CagNet* m, const Coordinator* c, const ControlRecord* r) {
     long it = r->iter - c->start[r->stage];
     if (r->kind == STEP_KIND_STEP2) return cagnet_plan_step2(m, it);
-    if (c->kind[r->stage] == STAGE_MIXED) return cagnet_plan_mixed_step1(m, it);
+    StageKind k = c->kind[r->stage];
+    if (k == STAGE_MIXED || k == STAGE_ST_MIXED) return cagnet_plan_mixed_step1(m, it);
+    if (k == STAGE_ST) return cagnet_plan_st(m, it);
     return cagnet_plan_step1(m, it);
 }
 
@@ -116,10 +120,10 @@ static char* choose_checkpoint(const RunContext* r, const char* resume) {
     return chosen ? chosen : strdup("");
 }
 
-// Every rank: parameters, optimizer states and the loader position of the
-// checkpoint; rank 0 refuses a config that changed outside resume_allowed.
-static void resume_from(const RunContext* r, CagNet* m, Loader* loader, const char* path,
-                        CkptState* st) {
+// Every rank: parameters, optimizer states and the state of the checkpoint
+// (the caller opens the loader at its data position); rank 0 refuses a
+// config that changed outside resume_allowed.
+static void resume_from(const RunContext* r, CagNet* m, const char* path, CkptState* st) {
     char* text = NULL;
     ckpt_load(path, m, st, &text);
     if (r->d.rank == 0) {
@@ -134,7 +138,6 @@ static void resume_from(const RunContext* r, CagNet* m, Loader* loader, const ch
         config_free(old);
     }
     free(text);
-    loader_set_state(loader, (LoaderState){st->data_epoch, st->data_cursor});
     log_info("resumed from %s: iteration %ld (stage %d, %ld into it), data epoch %ld cursor %ld, "
              "saved by %d rank(s)",
              path, st->iter, st->stage, st->iter_in_stage, st->data_epoch, st->data_cursor,
@@ -153,6 +156,10 @@ static void save_checkpoint(const RunContext* r, const CagNet* m, const Coordina
     if (st.iter >= co->total) st.iter_in_stage = co->iters[s];
     st.stage = s;
     st.mixed_pos = st.iter_in_stage % (2 * co->interval);
+    int here = 0;
+    st.st_round = st.iter < co->total ? coord_round_of(co, st.iter, &here) : -1;
+    if (st.st_round >= 0 && !config_get_bool(r->cfg, "selftrain.online"))
+        st_round_path(r->out_dir, st.st_round, st.st_file, sizeof st.st_file);
     LoaderState ls = loader_get_state(loader);
     st.data_epoch = ls.epoch, st.data_cursor = ls.cursor;
     st.seed = (uint64_t)config_get_int(r->cfg, "run.seed");
@@ -178,6 +185,7 @@ typedef struct {
     Loader* loader;
     TrainLog* tl;
     DeviceRun* dv;  // the CPU when dv->g is NULL
+    SelfTrain* st;
     size_t bucket;  // allreduce bucket, floats
     uint64_t seed;
     int B;          // per-rank batch
@@ -209,9 +217,11 @@ static ControlRecord train_iteration(const TrainStep* t, CagNet* m, long iter) {
         const LoaderBatch* b = loader_next(t->loader);
         rng.sample0 = b->sample0;
         Step1Mode mode = cagnet_mode_mixed(m);
-        const Step1Mode* md = t->co->kind[rec.stage] == STAGE_MIXED ? &mode : NULL;
+        StageKind k = t->co->kind[rec.stage];
+        const Step1Mode* md = k == STAGE_MIXED || k == STAGE_ST_MIXED ? &mode : NULL;
         Step1Losses l1;
-        device_run_step1(t->dv, m, &plan, b->images, b->labels, &rng, md, &l1);
+        const uint8_t* labels = selftrain_labels(t->st, r, t->dv, m, t->co, rec.stage, b);
+        device_run_step1(t->dv, m, &plan, b->images, labels, b->weights, &rng, md, &l1);
         train_log_step1(t->tl, &l1);
     } else {
         train_log_step2(t->tl, device_run_step2(t->dv, m, &plan, &rng));
@@ -245,16 +255,22 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
     Dataset train, test;
     dataset_open(&train, cfg, &r.cs, DATASET_TRAIN);
     dataset_open(&test, cfg, &r.cs, DATASET_TEST);
-    Loader* loader = loader_open_train(&train, cfg, r.d.rank, r.d.world, NULL);
-    int B = config_get_int(cfg, "data.batch_size") / r.d.world;
     int crop = config_get_int(cfg, "data.crop_size");
     CagNet m;
-    run_model_init(&r, &m, B, crop, crop);
+    run_model_init(&r, &m, config_get_int(cfg, "data.batch_size") / r.d.world, crop, crop);
     CkptState st;
     memset(&st, 0, sizeof st);
     st.best_metric = -1.0;
-    if (*ckpt) resume_from(&r, &m, loader, ckpt, &st);
+    if (*ckpt) resume_from(&r, &m, ckpt, &st);
     dist_broadcast_params(&r.d, m.params, m.pt.total);
+    // the loader and batch of the stage the run starts in, at the checkpoint's data position
+    SelfTrain stt;
+    selftrain_init(&stt, cfg, &co, r.d.world, st.iter);
+    Loader* loader = loader_open_train_batch(&train, cfg, stt.batch_key, r.d.rank, r.d.world,
+                                             NULL);
+    if (*ckpt) loader_set_state(loader, (LoaderState){st.data_epoch, st.data_cursor});
+    int B = config_get_int(cfg, stt.batch_key) / r.d.world;
+    cagnet_set_batch(&m, B);
 
     if (r.d.rank == 0) {
         char path[4096];
@@ -279,7 +295,7 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
     TrainLog tl;
     train_log_open(&tl, cfg, &r.d, r.out_dir, co.total, st.iter);
     size_t bucket = (size_t)(config_get_float(cfg, "dist.bucket_mb") * 1048576.0 / 4.0);
-    TrainStep ts = {&r, &co, loader, &tl, &dv, bucket ? bucket : 1,
+    TrainStep ts = {&r, &co, loader, &tl, &dv, &stt, bucket ? bucket : 1,
                     (uint64_t)config_get_int(cfg, "run.seed"), B};
     long check_every = config_get_int(cfg, "dist.check_every");
     char eval_dir[4096];
@@ -291,6 +307,12 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
 
     for (; iter < co.total; iter++) {
         signals_fault_injection(iter, r.d.rank);
+        if (selftrain_before(&stt, &r, &m, &dv, &train, &ts.loader, &ts.B, &co, iter)) {
+            // stopped while labelling: the state before this iteration
+            save_checkpoint(&r, &m, &co, ts.loader, iter - 1, best);
+            signal_seen = 1;
+            break;
+        }
         ControlRecord rec = train_iteration(&ts, &m, iter);
         StageKind stage = co.kind[rec.stage];
         int check = check_every > 0 && (iter + 1) % check_every == 0;
@@ -307,7 +329,7 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
             train_log_eval(&tl, rec.iter, coord_stage_name(stage), &mt);
             if (mt.hiou > best) best = mt.hiou;
         }
-        if (rec.checkpoint) save_checkpoint(&r, &m, &co, loader, iter, best);
+        if (rec.checkpoint) save_checkpoint(&r, &m, &co, ts.loader, iter, best);
         if (rec.stop) {
             iter++;
             signal_seen = (rec.flags & COORD_FLAG_STOP) && iter < co.total;
@@ -336,9 +358,10 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
     train_log_close(&tl);
     if (trace) fcloseCheck(trace, "trace file");
     free(ckpt);
+    selftrain_free(&stt, ts.loader);
     device_run_close(&dv);
     cagnet_free(&m);
-    loader_close(loader);
+    loader_close(ts.loader);
     dataset_free(&train);
     dataset_free(&test);
     run_close(&r);

@@ -209,6 +209,17 @@ void transform_draw(const TransformConfig* tc, uint64_t seed, uint64_t epoch,
     d->flip = tc->flip && hd_rng_uniform(seed, st, 3) < 0.5f;
 }
 
+// Row / column of the scaled image (before padding) behind crop row i /
+// column j; outside [0, d->size) it is padding.
+static int scaled_row(const TransformDraw* d, int i) { return d->crop_y + i - d->pad_top; }
+static int scaled_col(const TransformConfig* tc, const TransformDraw* d, int j) {
+    return d->crop_x + (d->flip ? tc->crop - 1 - j : j) - d->pad_left;
+}
+
+static Stage scale_stage(const TransformConfig* tc, const TransformDraw* d) {
+    return stage_make(tc->warp, d->size, d->scale);
+}
+
 void transform_train(const TransformConfig* tc, const uint8_t* rgb, const uint8_t* label, int H,
                      int W, uint64_t seed, uint64_t epoch, uint64_t sample_index, float* out_img,
                      uint8_t* out_label, void* scratch, size_t scratch_bytes) {
@@ -217,19 +228,42 @@ void transform_train(const TransformConfig* tc, const uint8_t* rgb, const uint8_
     transform_draw(tc, seed, epoch, sample_index, &d);
     Stage wy = stage_make(H, tc->warp, (double)tc->warp / H);
     Stage wx = stage_make(W, tc->warp, (double)tc->warp / W);
-    Stage sc = stage_make(tc->warp, d.size, d.scale);
+    Stage sc = scale_stage(tc, &d);
     int n = tc->crop;
     for (int i = 0; i < n; i++) {
-        int y = d.crop_y + i - d.pad_top;  // row of the scaled image
+        int y = scaled_row(&d, i);
         s.ytaps[i].n = 0;
         if (y >= 0 && y < d.size) axis_taps(&wy, &sc, y, &s.ytaps[i], &s.ynear[i]);
     }
     for (int j = 0; j < n; j++) {
-        int x = d.crop_x + (d.flip ? n - 1 - j : j) - d.pad_left;
+        int x = scaled_col(tc, &d, j);
         s.xtaps[j].n = 0;
         if (x >= 0 && x < d.size) axis_taps(&wx, &sc, x, &s.xtaps[j], &s.xnear[j]);
     }
     resample(tc, &s, n, rgb, label, W, out_img, out_label);
+}
+
+// The label path above reads label[wy.nearest(sc.nearest(row))]: the scale
+// stage's nearest index is the warp image's pixel. -1: padding.
+static int source_index(const Stage* sc, const TransformDraw* d, int scaled) {
+    return scaled >= 0 && scaled < d->size ? stage_nearest(sc, scaled) : -1;
+}
+
+void transform_train_source(const TransformConfig* tc, const TransformDraw* d, int y, int x,
+                            int* wy, int* wx) {
+    Stage sc = scale_stage(tc, d);
+    *wy = source_index(&sc, d, scaled_row(d, y));
+    *wx = source_index(&sc, d, scaled_col(tc, d, x));
+    if (*wy < 0 || *wx < 0) *wy = *wx = -1;
+}
+
+void transform_train_source_axes(const TransformConfig* tc, const TransformDraw* d, int* wy,
+                                 int* wx) {
+    Stage sc = scale_stage(tc, d);
+    for (int i = 0; i < tc->crop; i++) {
+        wy[i] = source_index(&sc, d, scaled_row(d, i));
+        wx[i] = source_index(&sc, d, scaled_col(tc, d, i));
+    }
 }
 
 void transform_test(const TransformConfig* tc, const uint8_t* rgb, const uint8_t* label, int H,

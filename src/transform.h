@@ -71,6 +71,19 @@ void transform_train(const TransformConfig* tc,
                      uint8_t* out_label,    // (crop, crop)
                      void* scratch, size_t scratch_bytes);
 
+// Where crop pixel (y, x) of the training sample drawn as d comes from in
+// the warp x warp image (the label path of transform_train: flip, crop, pad,
+// nearest from the scaled side back to warp): (*wy, *wx) in [0, warp), or
+// both -1 when the pixel is padding. transform_train's label at (y, x) is the
+// nearest-warped label (transform_test's) at (*wy, *wx), or ignore.
+void transform_train_source(const TransformConfig* tc, const TransformDraw* d, int y, int x,
+                            int* wy, int* wx);
+// The same by axis (the map is separable): wy[y], wx[x] for every crop row
+// and column, -1 where that row / column is padding.
+void transform_train_source_axes(const TransformConfig* tc, const TransformDraw* d,
+                                 int* wy,   // (crop)
+                                 int* wx);  // (crop)
+
 // Test transform: warp only. label may be NULL (then out_label is untouched);
 // for full-resolution evaluation the caller keeps the original label.
 void transform_test(const TransformConfig* tc,

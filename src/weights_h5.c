@@ -357,11 +357,38 @@ void h5_attr_write(hid_t obj, const char* name, hid_t file_type, hid_t mem_type,
 }
 
 void h5_attr_write_string(hid_t obj, const char* name, const char* text) {
-    size_t len = strlen(text);
+    hid_t t = h5_string_type(strlen(text));
+    h5_attr_write(obj, name, t, t, 0, text);
+    h5Check(H5Tclose(t));
+}
+
+hid_t h5_string_type(size_t len) {
     hid_t t = H5Tcopy(H5T_C_S1);
     h5Check(t);
     h5Check(H5Tset_size(t, len ? len : 1));
     h5Check(H5Tset_strpad(t, H5T_STR_NULLPAD));
-    h5_attr_write(obj, name, t, t, 0, text);
-    h5Check(H5Tclose(t));
+    return t;
+}
+
+int h5_attr_read(hid_t obj, const char* name, hid_t mem_type, void* v) {
+    if (H5Aexists(obj, name) <= 0) return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    herr_t err = a >= 0 ? H5Aread(a, mem_type, v) : -1;
+    if (a >= 0) H5Aclose(a);
+    return err < 0 ? -1 : 0;
+}
+
+int h5_attr_read_string(hid_t obj, const char* name, char* out, size_t cap) {
+    if (H5Aexists(obj, name) <= 0) return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
+    int ok = t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) == 0 &&
+             H5Tget_size(t) < cap;
+    if (ok) {
+        memset(out, 0, cap);
+        ok = H5Aread(a, t, out) >= 0;
+    }
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    return ok ? 0 : -1;
 }

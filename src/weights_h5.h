@@ -59,5 +59,13 @@ void h5_loud(H5Quiet q);   // restore it
 void h5_attr_write(hid_t obj, const char* name, hid_t file_type, hid_t mem_type, hsize_t n,
                    const void* v);
 void h5_attr_write_string(hid_t obj, const char* name, const char* text);
+// Fixed-length, NUL-padded string type of len bytes (at least 1: HDF5
+// refuses 0); the caller closes it.
+hid_t h5_string_type(size_t len);
+// Readers for files as found: 0, or -1 when the attribute is missing or of
+// another kind (call them silenced). HDF5 converts integer and float widths.
+int h5_attr_read(hid_t obj, const char* name, hid_t mem_type, void* v);
+// A fixed-length string attribute into out (cap bytes, NUL-terminated).
+int h5_attr_read_string(hid_t obj, const char* name, char* out, size_t cap);
 
 #endif  // ZSSEG_WEIGHTS_H5_H

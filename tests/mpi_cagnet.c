@@ -5,12 +5,15 @@
 // compares: losses (relative 1e-5), gradients per region (max |diff| <=
 // 1e-4 * max |reference|) and, after cagnet_apply, the parameters. Steps:
 // three step1, one step2, two mixed step1. Variants: MMD content with MSC
-// (gan l1), l2 content without MSC (lsgan), and MMD where the last two
-// samples are all ignored (with 3 ranks, rank 2 has no valid pixel: its
-// shares are 0 and it gathers no MMD rows). Ignored pixels are spread
-// unevenly over the samples, so per-rank means would differ from the global
-// ones. Also: with train_e = 0 the E gradients are exactly zero and the D/G
-// gradients and losses equal those of train_e = 1 bitwise.
+// (gan l1), l2 content without MSC (lsgan), MMD where the last two samples
+// are all ignored (with 3 ranks, rank 2 has no valid pixel: its shares are 0
+// and it gathers no MMD rows), and per-pixel CE weights (self-training) with
+// MSC and l2: random in [0, 1], some 0, the last two samples all 0 (with 3
+// ranks, rank 2 has valid pixels but no CE weight). Ignored pixels and zero
+// weights are spread unevenly over the samples, so per-rank means would
+// differ from the global ones. Also: with train_e = 0 the E gradients are
+// exactly zero and the D/G gradients and losses equal those of train_e = 1
+// bitwise.
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,20 +47,26 @@ typedef struct {
     const char* name;
     const char *msc, *gan, *content, *content_weight;
     int ignore_pct[B_GLOBAL];  // share of each sample's pixels ignored
+    int weighted;              // step1 with CE weights
+    int zero_pct[B_GLOBAL];    // share of each sample's weights that are 0
 } Variant;
 
-static const Variant VARIANTS[3] = {
-    {"mmd+msc", "true", "l1", "mmd", "50.0", {0, 55, 10, 40, 5, 40}},
-    {"l2", "false", "lsgan", "l2", "10.0", {35, 0, 60, 5, 20, 30}},
-    {"mmd, empty rank", "false", "bce", "mmd", "50.0", {0, 40, 10, 25, 100, 100}},
+#define N_VARIANTS 4
+static const Variant VARIANTS[N_VARIANTS] = {
+    {"mmd+msc", "true", "l1", "mmd", "50.0", {0, 55, 10, 40, 5, 40}, 0, {0}},
+    {"l2", "false", "lsgan", "l2", "10.0", {35, 0, 60, 5, 20, 30}, 0, {0}},
+    {"mmd, empty rank", "false", "bce", "mmd", "50.0", {0, 40, 10, 25, 100, 100}, 0, {0}},
+    {"weighted, msc", "true", "lsgan", "l2", "10.0", {0, 55, 10, 40, 5, 40}, 1,
+     {20, 0, 35, 10, 100, 100}},
 };
 
 // Largest relative differences seen, for the report.
 static double max_loss_rel, max_grad_rel[REGION_COUNT], max_param_rel;
 
 // The global batch (every rank builds all of it): smooth images, label
-// blocks, and ignored pixels scattered with a per-sample density.
-static void make_batch(const Variant* v, float* img, uint8_t* lbl) {
+// blocks, ignored pixels scattered with a per-sample density, and CE weights
+// uniform in [0, 1] with zeros at a per-sample density.
+static void make_batch(const Variant* v, float* img, uint8_t* lbl, float* w) {
     for (int b = 0; b < B_GLOBAL; b++)
         for (int c = 0; c < 3; c++)
             for (int y = 0; y < IMG; y++)
@@ -71,6 +80,10 @@ static void make_batch(const Variant* v, float* img, uint8_t* lbl) {
                 int i = (b * IMG + y) * IMG + x;
                 int ignored = (int)(hd_rng_uniform(3, 97, (uint64_t)i) * 100) < v->ignore_pct[b];
                 lbl[i] = ignored ? 255 : (uint8_t)((x / 7 + 2 * (y / 9) + 3 * b) % (K_CLASSES - 1));
+                int zero = (int)(hd_rng_uniform(3, 98, (uint64_t)i) * 100) < v->zero_pct[b];
+                // (stream 99 lets the 2-rank run's parameters, 2e-7 apart after two
+                // updates, flip a max/ReLU tie at step1 it 2: 6e-4 in the backbone)
+                w[i] = zero ? 0.0f : hd_rng_uniform(3, 97, (uint64_t)i);
             }
 }
 
@@ -143,19 +156,19 @@ static void sum_grads(Dist* d, CagNet* dst, const UpdatePlan* p) {
 // With E frozen: E gradients exactly zero, D/G gradients and the losses
 // bitwise those of the same weights with E trained (ref's grads hold the
 // frozen step's on return).
-static void check_frozen_e(CagNet* ref, const float* img, const uint8_t* lbl, const StepRng* rng,
-                           Step1Losses* frozen) {
+static void check_frozen_e(CagNet* ref, const float* img, const uint8_t* lbl, const float* w,
+                           const StepRng* rng, Step1Losses* frozen) {
     Step1Mode mode = cagnet_mode_mixed(ref);
     CHECK(mode.train_e == 0 && mode.real_ce_weight == 0.75f && mode.fake_ce_weight == 0.25f,
           "cagnet_mode_mixed: %g %g %d", mode.real_ce_weight, mode.fake_ce_weight, mode.train_e);
     Step1Mode trained = mode;
     trained.train_e = 1;
     Step1Losses full;
-    cagnet_step1(ref, img, lbl, rng, &trained, &full);
+    cagnet_step1(ref, img, lbl, w, rng, &trained, &full);
     size_t n = ref->pt.total;
     float* g = t_falloc(n);
     memcpy(g, ref->grads, n * sizeof(float));
-    cagnet_step1(ref, img, lbl, rng, &mode, frozen);
+    cagnet_step1(ref, img, lbl, w, rng, &mode, frozen);
     const ParamTable* pt = &ref->pt;
     size_t e_lo = pt->region_lo[REGION_BACKBONE];
     size_t e_hi = pt->region_lo[REGION_CM] + pt->region_n[REGION_CM];
@@ -185,10 +198,13 @@ static void run_variant(Dist* d, const Variant* v) {
     }
     float* img = t_falloc((size_t)B_GLOBAL * 3 * IMG * IMG);
     uint8_t* lbl = malloc((size_t)B_GLOBAL * IMG * IMG);
-    make_batch(v, img, lbl);
+    float* wts = t_falloc((size_t)B_GLOBAL * IMG * IMG);
+    make_batch(v, img, lbl, wts);
     int B = B_GLOBAL / d->world, s0 = d->rank * B;
     const float* my_img = img + (size_t)s0 * 3 * IMG * IMG;
     const uint8_t* my_lbl = lbl + (size_t)s0 * IMG * IMG;
+    const float* w = v->weighted ? wts : NULL;
+    const float* my_w = v->weighted ? wts + (size_t)s0 * IMG * IMG : NULL;
     CagNet ref, dst;
     make_model(&ref, cfg, B_GLOBAL);
     make_model(&dst, cfg, B);
@@ -205,8 +221,8 @@ static void run_variant(Dist* d, const Variant* v) {
         UpdatePlan p;
         if (it < 3) {
             Step1Losses lr, ld;
-            cagnet_step1(&ref, img, lbl, &rr, NULL, &lr);
-            cagnet_step1(&dst, my_img, my_lbl, &rd, NULL, &ld);
+            cagnet_step1(&ref, img, lbl, w, &rr, NULL, &lr);
+            cagnet_step1(&dst, my_img, my_lbl, my_w, &rd, NULL, &ld);
             check_losses(what, &ld, &lr);
             p = cagnet_plan_step1(&ref, it);
         } else if (it == 3) {
@@ -217,9 +233,9 @@ static void run_variant(Dist* d, const Variant* v) {
             p = cagnet_plan_step2(&ref, it);
         } else {
             Step1Losses lr, ld;
-            check_frozen_e(&ref, img, lbl, &rr, &lr);
+            check_frozen_e(&ref, img, lbl, w, &rr, &lr);
             Step1Mode mode = cagnet_mode_mixed(&dst);
-            cagnet_step1(&dst, my_img, my_lbl, &rd, &mode, &ld);
+            cagnet_step1(&dst, my_img, my_lbl, my_w, &rd, &mode, &ld);
             check_losses(what, &ld, &lr);
             p = cagnet_plan_mixed_step1(&ref, it - 4);
         }
@@ -233,7 +249,7 @@ static void run_variant(Dist* d, const Variant* v) {
     cagnet_free(&ref);
     cagnet_free(&dst);
     config_free(cfg);
-    free(img), free(lbl);
+    free(img), free(lbl), free(wts);
 }
 
 // Plans of the mixed stages and the ranges the trainer sums.
@@ -270,7 +286,7 @@ int main(int argc, char** argv) {
     Dist d;
     dist_init(&d, &argc, &argv);
     CHECK(B_GLOBAL % d.world == 0, "run with 1, 2, 3 or 6 ranks");
-    for (int v = 0; v < 3; v++) {
+    for (int v = 0; v < N_VARIANTS; v++) {
         run_variant(&d, &VARIANTS[v]);
         if (v == 0) {
             Config* cfg = config_new();

@@ -55,3 +55,13 @@ endforeach()
 # equals the one-rank file bit for bit, whose rows equal a serial
 # recomputation; --max-per-class keeps min(N_c, cap) rows by the seeded rule.
 zsseg_mpi_test(mpi_extract 120)
+
+# zs3 thresholds: for R = 1, 2, 3 ranks (one rank may hold no candidates) the
+# two-pass histogram selection equals the one-process result and a brute-force
+# sort bit for bit, with ties and values sharing their top 16 bits.
+zsseg_mpi_test(mpi_selftrain 60)
+
+# Self-training round file: for R = 1, 2, 3 ranks writing uneven slices
+# collectively (one rank may write none), every rank reads back the round bit
+# for bit, equal to the file one rank writes alone; no .tmp is left.
+zsseg_mpi_test(mpi_st_store 60)

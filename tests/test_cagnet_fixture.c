@@ -203,7 +203,7 @@ static void test_tiny(const char* file, int full) {
     for (long it = 0; it < 3; it++) {
         rng.iter = it;
         Step1Losses L;
-        cagnet_step1(m, fx.img, fx.labels, &rng, NULL, &L);
+        cagnet_step1(m, fx.img, fx.labels, NULL, &rng, NULL, &L);
         if (it == 0) {
             if (full) check_forward(f, m);
             check_tensors(f, "/grads_it0", m, m->grads, full, TOL_GRAD);
@@ -258,7 +258,7 @@ static void test_resnet101(const char* file) {
     param_fill_closed_form(&m->pt, m->params);
     StepRng rng = {.seed = (uint64_t)config_get_int(fx.cfg, "run.seed"), .training = 1};
     Step1Losses L;
-    cagnet_step1(m, fx.img, fx.labels, &rng, NULL, &L);
+    cagnet_step1(m, fx.img, fx.labels, NULL, &rng, NULL, &L);
     const CagScale* s0 = &m->sc[0];
     size_t n0 = (size_t)m->D * s0->Hf * s0->Wf;
     fx_check(f, "/outputs/backbone/layer1", s0->bb.pool,

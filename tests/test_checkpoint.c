@@ -22,7 +22,7 @@ static char tmpdir[] = "/tmp/test_checkpoint_XXXXXX";
 static char good[512];   // the checkpoint of iteration 7
 static char child_path[4096];
 
-static const CkptState state7 = {7, 1, 3, 3, 0, 2, 14, 0xF123456789ABCDEFull, 0.4321, 3};
+static const CkptState state7 = {7, 1, 3, 3, 0, 2, 14, 0xF123456789ABCDEFull, 0.4321, 3, ""};
 
 // Noise in every optimizer state and distinct step counts.
 static void fill_optim(CagNet* m) {

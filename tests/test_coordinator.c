@@ -53,18 +53,36 @@ static void test_empty_stage(void) {
     for (long i = 0; i < 4; i++) CHECK(coord_decide(&c, i, 0).kind == kind[i], "kind at %ld", i);
 }
 
-static void st_stage(void) { make("schedule = { stages = [\"step1\", \"st\"]; };"); }
-
-static void test_st_refused(void) {
-    char buf[8192];
-    int rc = t_run_child(st_stage, 2, buf, sizeof buf);
-    CHECK(rc == 1 && strstr(buf, "'st' is not available yet") && strstr(buf, "schedule.stages"),
-          "st stage refused with a clear message (rc %d): %s", rc, buf);
+// step1 3, st 5 with 2 rounds (start at 0 and 2 of the stage), st_mixed 4 with
+// interval 1 and 2 rounds (0, 2): global rounds 0, 1, 2, 3 at iterations 3, 5, 8, 10.
+static void test_rounds(void) {
+    Coordinator c = make("schedule = { stages = [\"step1\", \"st\", \"st_mixed\"]; step1_iters = 3; "
+                         "st_iters = 5; st_mixed_iters = 4; mixed_interval = 1; };"
+                         "selftrain = { rounds = 2; };");
+    const int round[12] = {-1, -1, -1, 0, 0, 1, 1, 1, 2, 2, 3, 3};
+    const int starts[12] = {0, 0, 0, 1, 0, 1, 0, 0, 1, 0, 1, 0};
+    const int kind[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1};
+    for (long i = 0; i < 12; i++) {
+        int here = -1;
+        int r = coord_round_of(&c, i, &here);
+        CHECK(r == round[i] && here == starts[i], "iteration %ld: round %d starts %d, want %d %d",
+              i, r, here, round[i], starts[i]);
+        ControlRecord rec = coord_decide(&c, i, 0);
+        CHECK(rec.kind == kind[i], "iteration %ld: kind %d, want %d", i, rec.kind, kind[i]);
+    }
+    CHECK(coord_is_selftrain(&c, 1) && coord_is_selftrain(&c, 2) && !coord_is_selftrain(&c, 0),
+          "st and st_mixed are self-training stages");
+    // more rounds than iterations: rounds that would be empty (0, 1 at
+    // iteration 0; 3 at iteration 1) never run, the last one of each start does
+    c = make("schedule = { stages = [\"st\"]; st_iters = 2; }; selftrain = { rounds = 5; };");
+    int here = 0;
+    CHECK(coord_round_of(&c, 0, &here) == 2 && here, "iteration 0 starts round 2");
+    CHECK(coord_round_of(&c, 1, &here) == 4 && here, "iteration 1 starts round 4");
 }
 
 int main(void) {
     test_sequence();
     test_empty_stage();
-    test_st_refused();
+    test_rounds();
     return t_report("test_coordinator");
 }

@@ -28,9 +28,9 @@ static void fake_select(const Dist* d, int allow_sharing, char* desc, size_t n) 
     snprintf(desc, n, "fake GPU 0 of %d", fake_count);
 }
 static void fake_step1(DeviceModel* g, CagNet* m, const UpdatePlan* plan, const float* img,
-                       const uint8_t* labels, const StepRng* rng, const Step1Mode* mode,
-                       Step1Losses* out) {
-    (void)g, (void)m, (void)plan, (void)img, (void)labels, (void)rng, (void)mode;
+                       const uint8_t* labels, const float* weights, const StepRng* rng,
+                       const Step1Mode* mode, Step1Losses* out) {
+    (void)g, (void)m, (void)plan, (void)img, (void)labels, (void)weights, (void)rng, (void)mode;
     fake_step1_calls++;
     memset(out, 0, sizeof *out);
     out->loss_d = 42.0f;
@@ -124,7 +124,7 @@ static void check_backend(void) {
     memset(&plan, 0, sizeof plan);
     StepRng rng = {0, 0, 0, 1};
     Step1Losses l;
-    device_run_step1(&g_dv, NULL, &plan, NULL, NULL, &rng, NULL, &l);
+    device_run_step1(&g_dv, NULL, &plan, NULL, NULL, NULL, &rng, NULL, &l);
     CHECK(fake_step1_calls == 1 && l.loss_d == 42.0f, "step1 reached the backend");
     CHECK(device_run_step2(&g_dv, NULL, &plan, &rng) == 7.0f && fake_step2_calls == 1,
           "step2 reached the backend");

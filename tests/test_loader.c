@@ -4,7 +4,9 @@
 // transform_train / transform_test applied by hand with the documented key,
 // state save/restore, workers 0 vs 2 byte-identical, rank slices equal to the
 // single-rank batch, the skip rule for bad samples with their warnings and
-// count, the data.max_bad_fraction stop, and the sharded test loader.
+// count, the data.max_bad_fraction stop, the sharded test loader, and
+// pseudo-labels merged from a self-training store (labels, weights, workers,
+// detach, wrong size).
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,14 +83,16 @@ static void test_order(void) {
 }
 
 // ---------------------------------------------------------------- batches
-// images, labels and indices of a batch, appended to a byte log
+// images, labels, indices and (when present) weights of a batch, appended to a byte log
 static void batch_append(uint8_t** log, size_t* len, const LoaderBatch* b) {
     size_t img = (size_t)b->n * 3 * b->H * b->W * sizeof(float), lbl = (size_t)b->n * b->H * b->W;
-    *log = (uint8_t*)realloc(*log, *len + img + lbl + (size_t)b->n * sizeof(int));
+    size_t idx = (size_t)b->n * sizeof(int), w = b->weights ? lbl * sizeof(float) : 0;
+    *log = (uint8_t*)realloc(*log, *len + img + lbl + idx + w);
     memcpy(*log + *len, b->images, img);
     memcpy(*log + *len + img, b->labels, lbl);
-    memcpy(*log + *len + img + lbl, b->index, (size_t)b->n * sizeof(int));
-    *len += img + lbl + (size_t)b->n * sizeof(int);
+    memcpy(*log + *len + img + lbl, b->index, idx);
+    if (w) memcpy(*log + *len + img + lbl + idx, b->weights, w);
+    *len += img + lbl + idx + w;
 }
 
 // Slot j of b equals the dataset sample transformed by hand with key
@@ -411,6 +415,170 @@ static int test_test_loader(Fixture* f, int workers) {
     return invalid;
 }
 
+// ---------------------------------------------------------------- pseudo-labels
+// A 5 x 7 store (not the warp's shape, not square): labels 100..110 (no
+// training index) with every 9th pixel 255, weights in 0.5 .. 0.71875.
+#define ST_H 5
+#define ST_W 7
+static StStore* pseudo_store(int n) {
+    StStore* s = (StStore*)calloc(1, sizeof(StStore));
+    s->n = n, s->H = ST_H, s->W = ST_W;
+    s->labels = (uint8_t*)malloc((size_t)n * ST_H * ST_W);
+    s->weights = (float*)malloc((size_t)n * ST_H * ST_W * sizeof(float));
+    for (int i = 0; i < n; i++)
+        for (int q = 0; q < ST_H * ST_W; q++) {
+            size_t k = (size_t)i * ST_H * ST_W + q;
+            s->labels[k] = (i + q) % 9 == 4 ? 255 : (uint8_t)(100 + (7 * i + q) % 11);
+            s->weights[k] = 0.5f + 0.03125f * (float)((i + 3 * q) % 8);
+        }
+    return s;
+}
+
+static void pseudo_store_free(StStore* s) {
+    free(s->labels);
+    free(s->weights);
+    free(s);
+}
+
+// Pixel counts over the checked slots: ground truth, pseudo-labelled,
+// padding, store 255 (the last two stay ignored).
+static long pseudo_cover[4];
+
+// Slot j of b by hand: the plain training label, and at its 255 pixels the
+// store's label at the source pixel scaled to 5 x 7 (integer floor), unless
+// padding or 255; weights 1 / store weight / 0.
+static void check_pseudo_slot(const Fixture* f, const LoaderBatch* b, int j, const StStore* st) {
+    TransformConfig tc;
+    transform_config_from(&tc, f->cfg);
+    DatasetSample s;
+    char err[1024];
+    if (dataset_read(&f->train, b->index[j], &s, err, sizeof err) != SAMPLE_OK) {
+        CHECK(0, "slot %d: sample %d unreadable: %s", j, b->index[j], err);
+        return;
+    }
+    int n = tc.crop, w = tc.warp, i = b->index[j];
+    size_t plane = (size_t)n * n, bytes = transform_scratch_bytes(&tc, s.W);
+    float* img = (float*)malloc(3 * plane * sizeof(float));
+    uint8_t* gt = (uint8_t*)malloc(plane);
+    void* scratch = malloc(bytes);
+    transform_train(&tc, s.rgb, s.label, s.H, s.W, SEED, (uint64_t)b->epoch,
+                    (uint64_t)b->position[j], img, gt, scratch, bytes);
+    label_remap(gt, plane, f->cs.train_map);
+    TransformDraw d;
+    transform_draw(&tc, SEED, (uint64_t)b->epoch, (uint64_t)b->position[j], &d);
+    CHECK(memcmp(img, b->images + j * 3 * plane, 3 * plane * sizeof(float)) == 0,
+          "slot %d: the image changed with a store attached", j);
+    int bad = 0;
+    for (int y = 0; y < n; y++)
+        for (int x = 0; x < n; x++) {
+            size_t q = (size_t)y * n + x;
+            int want = gt[q];
+            float ww = 1.0f;
+            if (want == DATASET_IGNORE) {
+                int wy, wx;
+                transform_train_source(&tc, &d, y, x, &wy, &wx);
+                ww = 0.0f;
+                if (wy < 0) {
+                    pseudo_cover[2]++;
+                } else {
+                    int sy = wy * ST_H / w, sx = wx * ST_W / w;
+                    size_t k = (size_t)i * ST_H * ST_W + (size_t)sy * ST_W + sx;
+                    if (st->labels[k] == 255) {
+                        pseudo_cover[3]++;
+                    } else {
+                        want = st->labels[k], ww = st->weights[k];
+                        pseudo_cover[1]++;
+                    }
+                }
+            } else {
+                pseudo_cover[0]++;
+            }
+            bad += b->labels[j * plane + q] != want || b->weights[j * plane + q] != ww;
+        }
+    CHECK(bad == 0, "slot %d (sample %d, position %ld): %d pixels differ from the merge by hand",
+          j, i, b->position[j], bad);
+    free(img);
+    free(gt);
+    free(scratch);
+    dataset_sample_free(&s);
+}
+
+// 6 batches with a store attached from the start, each slot checked by hand.
+static uint8_t* pseudo_batches(Fixture* f, int workers, const StStore* st, size_t* len) {
+    set_workers(f->cfg, workers);
+    Loader* L = loader_open_train(&f->train, f->cfg, 0, 1, NULL);
+    loader_set_pseudo(L, st);
+    uint8_t* log = NULL;
+    *len = 0;
+    for (int k = 0; k < 6; k++) {
+        const LoaderBatch* b = loader_next(L);
+        CHECK(b->weights != NULL, "batch %d: no weights with a store attached", k);
+        if (!b->weights) break;
+        for (int j = 0; j < b->n; j++) check_pseudo_slot(f, b, j, st);
+        batch_append(&log, len, b);
+    }
+    loader_close(L);
+    return log;
+}
+
+static Fixture* pseudo_fx;
+static void attach_wrong_n(void) {
+    StStore* st = pseudo_store(N_TRAIN - 1);
+    Loader* L = loader_open_train(&pseudo_fx->train, pseudo_fx->cfg, 0, 1, NULL);
+    loader_set_pseudo(L, st);
+}
+
+static void test_pseudo(Fixture* f) {
+    StStore* st = pseudo_store(N_TRAIN);
+    memset(pseudo_cover, 0, sizeof pseudo_cover);
+    size_t n0, n2, nplain;
+    uint8_t* a = pseudo_batches(f, 0, st, &n0);
+    uint8_t* b = pseudo_batches(f, 2, st, &n2);
+    printf("pseudo-labels over 48 samples: %ld ground-truth, %ld pseudo-labelled, %ld padding, "
+           "%ld store-255 pixels\n", pseudo_cover[0], pseudo_cover[1], pseudo_cover[2],
+           pseudo_cover[3]);
+    CHECK(pseudo_cover[0] > 1000 && pseudo_cover[1] > 200 && pseudo_cover[2] > 100 &&
+              pseudo_cover[3] > 10,
+          "coverage: %ld gt, %ld pseudo, %ld padding, %ld store-255", pseudo_cover[0],
+          pseudo_cover[1], pseudo_cover[2], pseudo_cover[3]);
+    CHECK(n0 == n2 && memcmp(a, b, n0) == 0, "pseudo-labelled batches differ for workers 0 and 2");
+    uint8_t* plain = run_batches(f, 0, 0, 1, 6, &nplain);
+
+    // attached after 2 plain batches, detached after 2 more: each part equals
+    // the plain / pseudo run's batch at the same state
+    set_workers(f->cfg, 2);
+    Loader* L = loader_open_train(&f->train, f->cfg, 0, 1, NULL);
+    size_t per_plain = nplain / 6, per_pseudo = n0 / 6;
+    for (int k = 0; k < 6; k++) {
+        if (k == 2) loader_set_pseudo(L, st);
+        if (k == 4) loader_set_pseudo(L, NULL);
+        LoaderState before = loader_get_state(L);
+        const LoaderBatch* bt = loader_next(L);
+        int with = k == 2 || k == 3;
+        uint8_t* one = NULL;
+        size_t n1 = 0;
+        batch_append(&one, &n1, bt);
+        const uint8_t* want = with ? a + k * per_pseudo : plain + k * per_plain;
+        CHECK(before.epoch == k / 2 && before.cursor == (k % 2) * 4 &&
+                  (bt->weights != NULL) == with && n1 == (with ? per_pseudo : per_plain) &&
+                  memcmp(one, want, n1) == 0,
+              "batch %d (%s the store): differs from the %s run", k, with ? "with" : "without",
+              with ? "pseudo-labelled" : "plain");
+        free(one);
+    }
+    loader_close(L);
+
+    pseudo_fx = f;
+    char msg[8192];
+    int rc = t_run_child(attach_wrong_n, 2, msg, sizeof msg);
+    CHECK(rc == 1 && strstr(msg, "pseudo-label store: 9 images, but the training set has 10"),
+          "a 9-image store on 10 images: exit %d, message:\n%s", rc, msg);
+    free(a);
+    free(b);
+    free(plain);
+    pseudo_store_free(st);
+}
+
 // ---------------------------------------------------------------- errors
 static Fixture* err_fx;
 static void open_three_ranks(void) { loader_open_train(&err_fx->train, err_fx->cfg, 0, 3, NULL); }
@@ -431,6 +599,7 @@ int main(void) {
     test_state(&f, 2);
     test_workers_identical(&f);
     test_rank_slices(&f);
+    test_pseudo(&f);
     CHECK(test_test_loader(&f, 0) == 0, "invalid slots in a good test split");
     CHECK(test_test_loader(&f, 2) == 0, "invalid slots in a good test split");
     test_bad_samples();

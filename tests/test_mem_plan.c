@@ -25,7 +25,7 @@ static Config* config(int msc, const char* const* extra) {
 
 // Bytes of the activations, counted per output pixel px_j = B*Hf_j*Wf_j of
 // scale j (px0 = scale 0's, n0 = TD*px0), S scales, world ranks:
-//   sum_j [ backbone bytes_j + 4*3*B*H_j*W_j (j > 0) + px_j (labels)
+//   sum_j [ backbone bytes_j + 4*3*B*H_j*W_j (j > 0) + px_j + 4*px_j (labels, CE weights)
 //           + 4*px_j*((NC*CC + 2*NC + 5*TD) + (HID + 1 + TK) + 2*TD) + 4*n0 (x_up, j > 0) ]
 //   + MSC: 4*2*n0 + n0 + 4*px0*(HID + 1 + TK)           (x_max, dx_max, which, dc_max)
 //   + 4*px0*TE + 4*n0 + px0                             (emap, latent, y2)
@@ -38,7 +38,8 @@ static size_t expected_acts(const CagNet* m, int mmd, int world) {
     for (int j = 0; j < m->n_scales; j++) {
         const CagScale* s = &m->sc[j];
         size_t px = B * s->Hf * s->Wf;
-        a += s->bb.bytes + px + 4 * px * ((NC * CC + 2 * NC + 5 * TD) + (HID + 1 + TK) + 2 * TD);
+        a += s->bb.bytes + px + 4 * px;
+        a += 4 * px * ((NC * CC + 2 * NC + 5 * TD) + (HID + 1 + TK) + 2 * TD);
         if (j) a += 4 * 3 * B * s->H * s->W + 4 * n0;
         if (px > pmax) pmax = px;
     }

@@ -2,7 +2,8 @@
 // half-pixel semantics), BGR order and mean subtraction, the documented random
 // draws, and the whole training transform against a literal double-precision
 // re-implementation of the reference pipeline (warp, scale, centred pad, crop,
-// flip as separate full-image steps). Also determinism, size checks, remap.
+// flip as separate full-image steps), the label source map
+// (transform_train_source). Also determinism, size checks, remap.
 #include <string.h>
 #include <time.h>
 
@@ -306,6 +307,73 @@ static void test_determinism(void) {
     free(rgb), free(lab), free(s), free(a), free(b), free(la), free(lb);
 }
 
+// transform_train's label at every crop pixel is the warp-size label at
+// transform_train_source's pixel, or ignore where that says padding: on a
+// warp x warp input (all values distinct, the warp is the identity) and on a
+// non-square one through transform_test's nearest warp; the axis form
+// agrees. Covers padding (scaled side < crop, and < warp), enlargement,
+// flips, crop > warp.
+static void check_source(const TransformConfig* tc, const uint8_t* lab, int H, int W,
+                         const uint8_t* warped, uint64_t seed, int* cover) {
+    int n = tc->crop, w = tc->warp;
+    size_t bytes;
+    void* s = scratch_for(tc, W, &bytes);
+    uint8_t* rgb = calloc((size_t)H * W * 3, 1);
+    float* out = malloc(sizeof(float) * 3 * n * n);
+    uint8_t* ol = malloc((size_t)n * n);
+    int *ay = malloc(sizeof(int) * n), *ax = malloc(sizeof(int) * n);
+    for (uint64_t idx = 0; idx < 60; idx++) {
+        TransformDraw d;
+        transform_draw(tc, seed, 2, idx, &d);
+        transform_train(tc, rgb, lab, H, W, seed, 2, idx, out, ol, s, bytes);
+        transform_train_source_axes(tc, &d, ay, ax);
+        int bad = 0, pads = 0;
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++) {
+                int wy, wx;
+                transform_train_source(tc, &d, y, x, &wy, &wx);
+                int in = wy >= 0 && wy < w && wx >= 0 && wx < w;
+                pads += wy < 0;
+                bad += !in && !(wy == -1 && wx == -1);
+                bad += ay[y] >= 0 && ax[x] >= 0 ? wy != ay[y] || wx != ax[x] : in;
+                bad += ol[y * n + x] != (in ? warped[wy * w + wx] : tc->ignore);
+            }
+        CHECK(bad == 0, "sample %d (size %d crop %d,%d flip %d): %d labels off the source map",
+              (int)idx, d.size, d.crop_y, d.crop_x, d.flip, bad);
+        cover[0] += d.size < n, cover[1] += d.size > w, cover[2] += d.flip, cover[3] += pads > 0;
+    }
+    free(s), free(rgb), free(out), free(ol), free(ay), free(ax);
+}
+
+static void test_train_source(void) {
+    const TransformConfig cfgs[3] = {small_config(15, 12, 0.5f, 1.5f),
+                                     small_config(10, 14, 0.6f, 1.8f),
+                                     small_config(15, 9, 0.3f, 2.5f)};
+    for (int c = 0; c < 3; c++) {
+        const TransformConfig* tc = &cfgs[c];
+        int w = tc->warp, cover[4] = {0};
+        uint8_t* lab = malloc((size_t)w * w);
+        for (int q = 0; q < w * w; q++) lab[q] = (uint8_t)q;  // distinct, never 255
+        for (uint64_t seed = 1; seed <= 3; seed++) check_source(tc, lab, w, w, lab, seed, cover);
+        // another input size: the warp image is transform_test's nearest warp
+        const int H = 23, W = 9;
+        uint8_t *rgb = calloc((size_t)H * W * 3, 1), *big = malloc((size_t)H * W);
+        uint8_t* warped = malloc((size_t)w * w);
+        float* img = malloc(sizeof(float) * 3 * w * w);
+        for (int q = 0; q < H * W; q++) big[q] = (uint8_t)(q % 251);
+        size_t bytes;
+        void* s = scratch_for(tc, W, &bytes);
+        transform_test(tc, rgb, big, H, W, img, warped, s, bytes);
+        check_source(tc, big, H, W, warped, 7, cover);
+        printf("train source (warp %d crop %d): %d smaller than the crop, %d enlarged, %d flipped, "
+               "%d with padding, of 240\n", w, tc->crop, cover[0], cover[1], cover[2], cover[3]);
+        CHECK(cover[0] > 5 && cover[1] > 5 && cover[2] > 5 && cover[3] > 5,
+              "coverage (warp %d crop %d): %d small, %d enlarged, %d flipped, %d padded", w,
+              tc->crop, cover[0], cover[1], cover[2], cover[3]);
+        free(lab), free(rgb), free(big), free(warped), free(img), free(s);
+    }
+}
+
 static TransformConfig chk_tc;
 static uint8_t chk_px[64 * 3], chk_lab[64];
 static float chk_out[3 * 64];
@@ -372,6 +440,7 @@ int main(void) {
     test_draws();
     test_train_vs_reference();
     test_padding();
+    test_train_source();
     test_determinism();
     test_size_checks();
     test_label_remap();

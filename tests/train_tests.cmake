@@ -35,3 +35,11 @@ if(NOT ZSSEG_USE_CUDA)
   set_tests_properties(train_device_cuda_without_backend PROPERTIES LABELS "train;cli" TIMEOUT 120
                        ENVIRONMENT "${ZSSEG_TEST_ENV}")
 endif()
+
+# Self-training rounds: files equal across rank counts per mode, exact resume
+# when stopped while labelling and inside a round, a damaged round file.
+add_test(NAME train_selftrain
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/train_selftrain.sh $<TARGET_FILE:zsseg>
+                 $<TARGET_FILE:h5_compare> ${CMAKE_CURRENT_BINARY_DIR}/train_selftrain)
+set_tests_properties(train_selftrain PROPERTIES LABELS "train;mpi" TIMEOUT 600
+                     ENVIRONMENT "${ZSSEG_TEST_ENV}")

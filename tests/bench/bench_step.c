@@ -309,7 +309,7 @@ int main(int argc, char** argv) {
         rng.iter = it;
         Step1Losses L;
         double c0 = cpu_seconds(), t0 = omp_get_wtime();
-        cagnet_step1(&m, img, lbl, &rng, NULL, &L);
+        cagnet_step1(&m, img, lbl, NULL, &rng, NULL, &L);
         UpdatePlan plan = cagnet_plan_step1(&m, it);
         cagnet_apply(&m, &plan);
         double t = omp_get_wtime() - t0, c = cpu_seconds() - c0;
