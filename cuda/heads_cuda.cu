@@ -59,22 +59,14 @@ static void dropout_batch_backward_cuda(CudaContext* ctx,
 }
 
 // ---------------------------------------------------------------- contextual module
-// context_module.c's scratch without the conv part: three (B, D, HW) and two
-// (B, nCc, HW) gradient buffers and one (B, n, HW).
+// context_module.c's scratch layout without the conv part.
 typedef struct {
     float *gA, *gB, *gP, *gC, *gD, *gs;
 } CmWs;
 
 static CmWs cm_ws(const Cm* m, int B, int H, int W, float* ws) {
-    size_t HW = (size_t)H * W, nD = (size_t)B * m->cfg.D * HW;
-    size_t nC = (size_t)B * m->cfg.n * m->cfg.Cc * HW;
-    CmWs s;
-    s.gA = ws;
-    s.gB = s.gA + nD;
-    s.gP = s.gB + nD;
-    s.gC = s.gP + nD;
-    s.gD = s.gC + nC;
-    s.gs = s.gD + nC;
+    CmScratch o = cm_scratch_layout(m, B, H, W, 0);
+    CmWs s = {ws + o.gA, ws + o.gB, ws + o.gP, ws + o.gC, ws + o.gD, ws + o.gs};
     return s;
 }
 

@@ -25,20 +25,7 @@ void cm_config_from(CmConfig* cc, const Config* cfg) {
     memcpy(cc->dil, dil, (size_t)cc->n * sizeof(int));
 }
 
-// Workspace layout, in floats from ws: the per-image conv scratch, three
-// (B, D, HW) and two (B, nCc, HW) gradient buffers and one (B, n, HW). The
-// forward uses gA (sigmoid(h)) and gC (the selected features) only.
-typedef struct {
-    size_t gA, gB, gP, gC, gD, gs, total;
-} CmScratch;
-
-static CmScratch cm_scratch(const Cm* m, int B, int H, int W) {
-    const ConvLayer* convs[] = {&m->selector, &m->fuse, &m->mu, &m->logvar};
-    size_t conv = 0;
-    for (int i = 0; i < 4 + m->cfg.n; i++) {
-        size_t k = conv_layer_workspace_floats(i < 4 ? convs[i] : &m->conv[i - 4], H, W);
-        if (k > conv) conv = k;
-    }
+CmScratch cm_scratch_layout(const Cm* m, int B, int H, int W, size_t conv) {
     size_t HW = (size_t)H * W, nD = B * m->cfg.D * HW, nC = B * m->cfg.n * m->cfg.Cc * HW;
     CmScratch s;
     s.gA = conv;
@@ -49,6 +36,17 @@ static CmScratch cm_scratch(const Cm* m, int B, int H, int W) {
     s.gs = s.gD + nC;
     s.total = s.gs + B * m->cfg.n * HW;
     return s;
+}
+
+// The CPU layout: the largest per-image im2col scratch first.
+static CmScratch cm_scratch(const Cm* m, int B, int H, int W) {
+    const ConvLayer* convs[] = {&m->selector, &m->fuse, &m->mu, &m->logvar};
+    size_t conv = 0;
+    for (int i = 0; i < 4 + m->cfg.n; i++) {
+        size_t k = conv_layer_workspace_floats(i < 4 ? convs[i] : &m->conv[i - 4], H, W);
+        if (k > conv) conv = k;
+    }
+    return cm_scratch_layout(m, B, H, W, conv);
 }
 
 size_t cm_workspace_floats(const Cm* m, int B, int H, int W) { return cm_scratch(m, B, H, W).total; }

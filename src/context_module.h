@@ -60,6 +60,14 @@ typedef struct {
 void cm_build(Cm* m, ParamTable* pt, const CmConfig* cfg);
 void cm_acts_alloc(CmActs* a, const Cm* m, int B, int H, int W);
 void cm_acts_free(CmActs* a);
+// Workspace layout, in floats from ws: `conv` floats of per-image conv
+// scratch (the CPU's im2col; 0 on the GPU, where cuDNN owns its own), three
+// (B, D, HW) and two (B, nCc, HW) gradient buffers and one (B, n, HW). The
+// forward uses gA (sigmoid(h)) and gC (the selected features) only.
+typedef struct {
+    size_t gA, gB, gP, gC, gD, gs, total;
+} CmScratch;
+CmScratch cm_scratch_layout(const Cm* m, int B, int H, int W, size_t conv);
 // Scratch floats of cm_forward / cm_backward at (B, H, W).
 size_t cm_workspace_floats(const Cm* m, int B, int H, int W);
 

@@ -104,44 +104,12 @@ static void select_thresholds(Shard* s, const Dist* d, long cap, const int64_t* 
 // ---------------------------------------------------------------- HDF5
 // (N) or (N, D) dataset, chunked (about EXTRACT_CHUNK_BYTES), shuffled, gzip.
 static hid_t dataset_new(hid_t file, const char* name, hid_t type, hsize_t N, hsize_t D) {
-    const int ndim = D ? 2 : 1;
     hsize_t dims[2] = {N, D};
     hsize_t row_bytes = H5Tget_size(type) * (D ? D : 1);
     hsize_t chunk[2] = {EXTRACT_CHUNK_BYTES / row_bytes, D};
     if (chunk[0] < 1) chunk[0] = 1;
     if (chunk[0] > N) chunk[0] = N;
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    h5Check(dcpl);
-    h5Check(H5Pset_chunk(dcpl, ndim, chunk));
-    h5Check(H5Pset_shuffle(dcpl));
-    h5Check(H5Pset_deflate(dcpl, EXTRACT_DEFLATE));
-    h5Check(H5Pset_obj_track_times(dcpl, 0));
-    hid_t sp = H5Screate_simple(ndim, dims, NULL);
-    h5Check(sp);
-    hid_t ds = H5Dcreate2(file, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    h5Check(ds);
-    h5Check(H5Sclose(sp));
-    h5Check(H5Pclose(dcpl));
-    return ds;
-}
-
-// Rows [off, off + n) of ds from this rank; collective, n may be 0.
-static void rows_write(hid_t ds, hid_t dxpl, hid_t mem_type, hsize_t off, hsize_t n, hsize_t D,
-                       const void* buf) {
-    const int ndim = D ? 2 : 1;
-    hsize_t start[2] = {off, 0}, count[2] = {n, D};
-    hid_t fs = H5Dget_space(ds), ms = H5Screate_simple(ndim, count, NULL);
-    h5Check(fs);
-    h5Check(ms);
-    if (n) {
-        h5Check(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL));
-    } else {
-        h5Check(H5Sselect_none(fs));
-        h5Check(H5Sselect_none(ms));
-    }
-    h5Check(H5Dwrite(ds, mem_type, ms, fs, dxpl, buf));
-    h5Check(H5Sclose(ms));
-    h5Check(H5Sclose(fs));
+    return h5_dataset_create(file, name, type, D ? 2 : 1, dims, chunk, EXTRACT_DEFLATE);
 }
 
 typedef struct {
@@ -282,10 +250,10 @@ int extract_run(const CagNet* m, const Config* cfg, const Dataset* ds, Dist* d, 
             n = rows_gather(&r, &s, j0, b->n, D, inf.sc[0].cm.x, inf.sc[0].cm.mu);
             j0 += b->n;
         }
-        rows_write(st.features, st.dxpl, H5T_NATIVE_FLOAT, (hsize_t)off, (hsize_t)n, D, r.feat);
-        rows_write(st.latent, st.dxpl, H5T_NATIVE_FLOAT, (hsize_t)off, (hsize_t)n, D, r.lat);
-        rows_write(st.labels, st.dxpl, H5T_NATIVE_UINT8, (hsize_t)off, (hsize_t)n, 0, r.lab);
-        rows_write(st.image_index, st.dxpl, H5T_NATIVE_INT32, (hsize_t)off, (hsize_t)n, 0, r.img);
+        h5_rows_write(st.features, st.dxpl, H5T_NATIVE_FLOAT, (hsize_t)off, (hsize_t)n, r.feat);
+        h5_rows_write(st.latent, st.dxpl, H5T_NATIVE_FLOAT, (hsize_t)off, (hsize_t)n, r.lat);
+        h5_rows_write(st.labels, st.dxpl, H5T_NATIVE_UINT8, (hsize_t)off, (hsize_t)n, r.lab);
+        h5_rows_write(st.image_index, st.dxpl, H5T_NATIVE_INT32, (hsize_t)off, (hsize_t)n, r.img);
         off += n;
     }
     loader_close(L);

@@ -44,51 +44,6 @@ static char* ids_pack(const char* const* ids, int n, size_t* len) {
 }
 
 // ---------------------------------------------------------------- writing
-// (n, H, W) chunked one image per chunk, shuffled, gzip; (n) contiguous.
-static hid_t dataset_create(hid_t file, const char* name, hid_t type, int ndim,
-                            const hsize_t* dims) {
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    h5Check(dcpl);
-    if (ndim == 3) {
-        hsize_t chunk[3] = {1, dims[1], dims[2]};
-        h5Check(H5Pset_chunk(dcpl, 3, chunk));
-        h5Check(H5Pset_shuffle(dcpl));
-        h5Check(H5Pset_deflate(dcpl, ST_DEFLATE));
-    }
-    h5Check(H5Pset_obj_track_times(dcpl, 0));
-    hid_t sp = H5Screate_simple(ndim, dims, NULL);
-    h5Check(sp);
-    hid_t ds = H5Dcreate2(file, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    h5Check(ds);
-    h5Check(H5Sclose(sp));
-    h5Check(H5Pclose(dcpl));
-    return ds;
-}
-
-// Rows [off, off + n) of ds's first dimension from buf; collective (filtered
-// datasets need every rank in every write), n may be 0.
-static void rows_write(hid_t ds, hid_t dxpl, hid_t mem_type, hsize_t off, hsize_t n,
-                       const void* buf) {
-    hid_t fs = H5Dget_space(ds);
-    h5Check(fs);
-    hsize_t dims[3] = {0}, start[3] = {off, 0, 0}, count[3] = {n, 0, 0}, elems = n;
-    int nd = H5Sget_simple_extent_ndims(fs);
-    h5Check(nd);
-    h5Check(H5Sget_simple_extent_dims(fs, dims, NULL));
-    for (int k = 1; k < nd; k++) count[k] = dims[k], elems *= dims[k];
-    hid_t ms = H5Screate_simple(1, &elems, NULL);
-    h5Check(ms);
-    if (n) {
-        h5Check(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL));
-    } else {
-        h5Check(H5Sselect_none(fs));
-        h5Check(H5Sselect_none(ms));
-    }
-    h5Check(H5Dwrite(ds, mem_type, ms, fs, dxpl, buf));
-    h5Check(H5Sclose(ms));
-    h5Check(H5Sclose(fs));
-}
-
 void st_store_write(const StStore* s, const char* path, const char* const* ids, int start,
                     int count, const Dist* d) {
     if (start < 0 || count < 0 || start + count > s->n)
@@ -119,14 +74,17 @@ void st_store_write(const StStore* s, const char* path, const char* const* ids, 
     h5Check(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
     const hsize_t dims[3] = {(hsize_t)s->n, (hsize_t)s->H, (hsize_t)s->W};
     hid_t str = h5_string_type(len);
-    hid_t ds[3] = {dataset_create(file, ds_names[0], H5T_STD_U8LE, 3, dims),
-                   dataset_create(file, ds_names[1], H5T_IEEE_F32LE, 3, dims),
-                   dataset_create(file, ds_names[2], str, 1, dims)};
-    rows_write(ds[0], dxpl, H5T_NATIVE_UINT8, (hsize_t)start, (hsize_t)count,
+    // one image per chunk; the ids contiguous
+    hsize_t chunk[3] = {1, dims[1], dims[2]};
+    hid_t ds[3] = {h5_dataset_create(file, ds_names[0], H5T_STD_U8LE, 3, dims, chunk, ST_DEFLATE),
+                   h5_dataset_create(file, ds_names[1], H5T_IEEE_F32LE, 3, dims, chunk,
+                                     ST_DEFLATE),
+                   h5_dataset_create(file, ds_names[2], str, 1, dims, NULL, 0)};
+    h5_rows_write(ds[0], dxpl, H5T_NATIVE_UINT8, (hsize_t)start, (hsize_t)count,
                s->labels + (size_t)start * HW);
-    rows_write(ds[1], dxpl, H5T_NATIVE_FLOAT, (hsize_t)start, (hsize_t)count,
+    h5_rows_write(ds[1], dxpl, H5T_NATIVE_FLOAT, (hsize_t)start, (hsize_t)count,
                s->weights + (size_t)start * HW);
-    rows_write(ds[2], dxpl, str, (hsize_t)start, (hsize_t)count, id_buf + (size_t)start * len);
+    h5_rows_write(ds[2], dxpl, str, (hsize_t)start, (hsize_t)count, id_buf + (size_t)start * len);
 
     int format = ST_FORMAT, round = s->round;
     long long iteration = s->iteration;

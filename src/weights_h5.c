@@ -392,3 +392,44 @@ int h5_attr_read_string(hid_t obj, const char* name, char* out, size_t cap) {
     if (a >= 0) H5Aclose(a);
     return ok ? 0 : -1;
 }
+
+hid_t h5_dataset_create(hid_t file, const char* name, hid_t type, int ndim, const hsize_t* dims,
+                        const hsize_t* chunk, int deflate) {
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    h5Check(dcpl);
+    if (chunk) {
+        h5Check(H5Pset_chunk(dcpl, ndim, chunk));
+        h5Check(H5Pset_shuffle(dcpl));
+        h5Check(H5Pset_deflate(dcpl, (unsigned)deflate));
+    }
+    h5Check(H5Pset_obj_track_times(dcpl, 0));
+    hid_t sp = H5Screate_simple(ndim, dims, NULL);
+    h5Check(sp);
+    hid_t ds = H5Dcreate2(file, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    h5Check(ds);
+    h5Check(H5Sclose(sp));
+    h5Check(H5Pclose(dcpl));
+    return ds;
+}
+
+void h5_rows_write(hid_t ds, hid_t dxpl, hid_t mem_type, hsize_t off, hsize_t n, const void* buf) {
+    hid_t fs = H5Dget_space(ds);
+    h5Check(fs);
+    hsize_t dims[3] = {0}, start[3] = {off, 0, 0}, count[3] = {n, 0, 0}, elems = n;
+    int nd = H5Sget_simple_extent_ndims(fs);
+    h5Check(nd);
+    if (nd > 3) ZS_FAIL("this is a bug: h5_rows_write takes up to 3 dimensions", "%d dims", nd);
+    h5Check(H5Sget_simple_extent_dims(fs, dims, NULL));
+    for (int k = 1; k < nd; k++) count[k] = dims[k], elems *= dims[k];
+    hid_t ms = H5Screate_simple(1, &elems, NULL);
+    h5Check(ms);
+    if (n) {
+        h5Check(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL));
+    } else {
+        h5Check(H5Sselect_none(fs));
+        h5Check(H5Sselect_none(ms));
+    }
+    h5Check(H5Dwrite(ds, mem_type, ms, fs, dxpl, buf));
+    h5Check(H5Sclose(ms));
+    h5Check(H5Sclose(fs));
+}

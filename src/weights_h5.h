@@ -68,4 +68,14 @@ int h5_attr_read(hid_t obj, const char* name, hid_t mem_type, void* v);
 // A fixed-length string attribute into out (cap bytes, NUL-terminated).
 int h5_attr_read_string(hid_t obj, const char* name, char* out, size_t cap);
 
+// A dataset of dims (ndim <= 3): chunk NULL = contiguous, else chunked,
+// shuffled and gzip at level deflate; no modification times (files of equal
+// content compare equal).
+hid_t h5_dataset_create(hid_t file, const char* name, hid_t type, int ndim, const hsize_t* dims,
+                        const hsize_t* chunk, int deflate);
+// Rows [off, off + n) of ds's first dimension from buf (the rows' elements
+// contiguous); with a parallel-HDF5 transfer list dxpl it is collective
+// (filtered datasets need every rank in every write), n may be 0.
+void h5_rows_write(hid_t ds, hid_t dxpl, hid_t mem_type, hsize_t off, hsize_t n, const void* buf);
+
 #endif  // ZSSEG_WEIGHTS_H5_H
