@@ -127,7 +127,6 @@ DeviceModel* device_model_create(CagNet* m, const DeviceOptions* o) {
     g->emb = dalloc(g, (size_t)m->K * m->E);
     cuda_memcpy_h2d(g->emb, m->emb, (size_t)m->K * m->E * sizeof(float));
     alloc_acts(g, m);
-    g->pinned_img = (float*)cuda_pinned_alloc((size_t)m->B * 3 * m->H * m->W * sizeof(float));
     // labels of every scale, then scale 0's valid mask
     g->pinned_lbl = (uint8_t*)cuda_pinned_alloc(target_pixels(m) +
                                                 (size_t)m->B * m->sc[0].Hf * m->sc[0].Wf);
@@ -146,7 +145,6 @@ void device_model_destroy(DeviceModel* g) {
     cuda_synchronize(g->ctx);
     for (int j = 0; j < CAGNET_MAX_SCALES; j++) free(g->sc[j].bb.blocks);  // host records
     if (g->mmd_ws) cudaCheck(cudaFree(g->mmd_ws));
-    cuda_pinned_free(g->pinned_img);
     cuda_pinned_free(g->pinned_lbl);
     cuda_pinned_free(g->pinned_w);
     cudaCheck(cudaEventDestroy(g->img_ready));
@@ -264,12 +262,11 @@ static float content_loss(DeviceModel* g, CagNet* m, const float* fake, const fl
 
 // ---------------------------------------------------------------- step1
 
-// The batch goes up on the copy stream; the compute stream waits for it.
+// The batch goes up on the copy stream straight from the loader's buffer
+// (page-locked: device_run_batch_allocator); the compute stream waits for it.
 static void upload_images(DeviceModel* g, const CagNet* m, const float* img) {
     size_t n = (size_t)m->B * 3 * m->H * m->W;
-    memcpy(g->pinned_img, img, n * sizeof(float));
-    cudaCheck(cudaMemcpyAsync(g->img, g->pinned_img, n * sizeof(float), cudaMemcpyHostToDevice,
-                              g->copy));
+    cudaCheck(cudaMemcpyAsync(g->img, img, n * sizeof(float), cudaMemcpyHostToDevice, g->copy));
     cudaCheck(cudaEventRecord(g->img_ready, g->copy));
     cudaCheck(cudaStreamWaitEvent(g->ctx->stream, g->img_ready, 0));
 }

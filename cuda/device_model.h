@@ -52,7 +52,6 @@ struct DeviceModel {
     float *opt_m[3], *opt_v[3];  // optimizer state of opt_e, opt_d, opt_g (span_n each)
     float* emb;                  // (K, E)
     float* img;                  // (B, 3, H, W) the batch
-    float* pinned_img;           // (B, 3, H, W) host staging
     uint8_t* pinned_lbl;         // every scale's label map, then the valid mask (host staging)
     float* pinned_w;             // every scale's CE weights (host staging)
     cudaStream_t copy;           // host -> device batch copies, beside the compute stream

@@ -41,6 +41,7 @@ static const DeviceBackend CUDA_BACKEND = {
     "cuda",
     backend_device_count,
     backend_select,
+    {cuda_pinned_alloc, cuda_pinned_free},
     backend_memory,
     device_model_create,
     cagnet_step1_cuda,

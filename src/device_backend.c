@@ -57,6 +57,10 @@ void device_run_select(DeviceRun* dv, const Config* cfg, Dist* d) {
     log_info("run.device = %s: %s on every rank (rank 0: %s)", choice, dv->be->name, dv->desc);
 }
 
+const LoaderAllocator* device_run_batch_allocator(const DeviceRun* dv) {
+    return dv->be ? &dv->be->pinned : NULL;
+}
+
 void device_run_start(DeviceRun* dv, const Config* cfg, Dist* d, CagNet* m) {
     MemPlan plan;
     if (!dv->be) {

@@ -17,6 +17,7 @@
 #include "cagnet.h"
 #include "config.h"
 #include "dist.h"
+#include "loader.h"
 
 typedef struct DeviceModel DeviceModel;
 
@@ -38,6 +39,9 @@ typedef struct {
     // an error unless allow_sharing. Collective. Writes a one-line
     // description ("NVIDIA H100 80GB HBM3, sm_90, 79.2 GiB") into desc.
     void (*select)(const Dist* d, int allow_sharing, char* desc, size_t n);
+    // Page-locked host memory for the loader's batch buffers, so the batch
+    // copies to the device run asynchronously straight from them.
+    LoaderAllocator pinned;
     // Free and total memory of the selected device, bytes.
     void (*memory)(size_t* free_bytes, size_t* total_bytes);
     // Upload m (parameters, optimizer state) and allocate everything a step
@@ -86,6 +90,9 @@ typedef struct {
 // a clear error when the build or the machine lacks it) and select one GPU per
 // rank.
 void device_run_select(DeviceRun* dv, const Config* cfg, Dist* d);
+// The loader's batch allocator for the run's device: page-locked on a GPU,
+// NULL (aligned malloc) on the CPU.
+const LoaderAllocator* device_run_batch_allocator(const DeviceRun* dv);
 // Log the memory plan of m and, on a GPU, stop before training when it does
 // not fit the device's free memory; then upload m.
 void device_run_start(DeviceRun* dv, const Config* cfg, Dist* d, CagNet* m);

@@ -267,7 +267,7 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
     SelfTrain stt;
     selftrain_init(&stt, cfg, &co, r.d.world, st.iter);
     Loader* loader = loader_open_train_batch(&train, cfg, stt.batch_key, r.d.rank, r.d.world,
-                                             NULL);
+                                             device_run_batch_allocator(&dv));
     if (*ckpt) loader_set_state(loader, (LoaderState){st.data_epoch, st.data_cursor});
     int B = config_get_int(cfg, stt.batch_key) / r.d.world;
     cagnet_set_batch(&m, B);

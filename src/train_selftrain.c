@@ -36,7 +36,8 @@ static void switch_batch(SelfTrain* s, RunContext* r, CagNet* m, DeviceRun* dv,
     int batch = config_get_int(r->cfg, key);
     LoaderState pos = loader_get_state(*loader);
     loader_close(*loader);
-    *loader = loader_open_train_batch(train, r->cfg, key, r->d.rank, r->d.world, NULL);
+    *loader = loader_open_train_batch(train, r->cfg, key, r->d.rank, r->d.world,
+                                      device_run_batch_allocator(dv));
     loader_set_state(*loader, pos);
     if (s->round >= 0) loader_set_pseudo(*loader, &s->store);
     device_run_download(dv, m);

@@ -44,8 +44,9 @@ static void fake_update(DeviceModel* g, CagNet* m, const UpdatePlan* plan) {
     (void)g, (void)m, (void)plan;
     fake_update_calls++;
 }
-static const DeviceBackend FAKE = {"fake", fake_device_count, fake_select, NULL, NULL,
-                                   fake_step1,  fake_step2,        fake_update, NULL, NULL};
+static const DeviceBackend FAKE = {"fake",     fake_device_count, fake_select, {NULL, NULL},
+                                   NULL,       NULL,              fake_step1,  fake_step2,
+                                   fake_update, NULL,             NULL};
 
 // ---------------------------------------------------------------- helpers
 
