@@ -143,6 +143,7 @@ void device_model_destroy(DeviceModel* g) {
     if (!g) return;
     grad_sync_destroy(&g->sync);
     cuda_synchronize(g->ctx);
+    device_infer_free(g);
     for (int j = 0; j < CAGNET_MAX_SCALES; j++) free(g->sc[j].bb.blocks);  // host records
     if (g->mmd_ws) cudaCheck(cudaFree(g->mmd_ws));
     cuda_pinned_free(g->pinned_lbl);

@@ -81,6 +81,16 @@ extern "C" void* device_arena_alloc(DeviceArena* a, size_t bytes) {
 
 extern "C" void device_arena_reset(DeviceArena* a) { a->used = 0; }
 
+extern "C" DeviceArena* device_arena_measure(void) {
+    DeviceArena* a = (DeviceArena*)mallocCheck(sizeof *a);
+    a->base = NULL;
+    a->size = SIZE_MAX;
+    a->used = 0;
+    return a;
+}
+
+extern "C" size_t device_arena_used(const DeviceArena* a) { return arena_aligned_used(a); }
+
 extern "C" void device_arena_destroy(DeviceArena* a) {
     if (!a) return;
     cudaCheck(cudaFree(a->base));

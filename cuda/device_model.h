@@ -10,6 +10,7 @@
 extern "C" {
 #include "buckets.h"
 #include "device_backend.h"
+#include "infer.h"
 #include "mem_plan.h"
 #include "watchdog.h"
 }
@@ -68,6 +69,8 @@ struct DeviceModel {
     size_t mmd_ws_n;
     int* pos;        // (B*Hf0*Wf0) MMD row pixels, device
     GradSync sync;
+    CagInfer inf;            // eval-mode forward (infer_cuda.cu), device buffers
+    DeviceArena* inf_arena;  // its allocation, NULL until the first inference
 };
 
 // nccl.cu, for the gradient synchroniser: a sum on any stream, the
@@ -85,6 +88,11 @@ void cagnet_step1_cuda(DeviceModel* g, CagNet* m, const UpdatePlan* plan, const 
 float cagnet_step2_cuda(DeviceModel* g, CagNet* m, const UpdatePlan* plan, const StepRng* rng);
 void cagnet_apply_cuda(DeviceModel* g, CagNet* m, const UpdatePlan* plan);
 void device_model_download(DeviceModel* g, CagNet* m);
+
+// infer_cuda.cu: the DeviceBackend's infer, and its release
+void device_infer(DeviceModel* g, const CagNet* m, const float* img, int n, int B, int H, int W,
+                  float* logits);
+void device_infer_free(DeviceModel* g);
 
 // grad_sync.cu
 void grad_sync_init(GradSync* s, const DeviceOptions* o);

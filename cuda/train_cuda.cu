@@ -47,6 +47,7 @@ static const DeviceBackend CUDA_BACKEND = {
     cagnet_step1_cuda,
     cagnet_step2_cuda,
     backend_reduce_and_apply,
+    device_infer,
     device_model_download,
     device_model_destroy,
 };

@@ -65,6 +65,11 @@ DeviceArena* device_arena_create(size_t bytes);
 // Stops with an error naming requested and free bytes when the arena is full.
 void* device_arena_alloc(DeviceArena* a, size_t bytes);
 size_t device_arena_free_bytes(const DeviceArena* a);
+// An arena that only counts: its allocations are fake (never dereference
+// them) and device_arena_used says how big a real one must be for the same
+// sequence of allocations, alignment included.
+DeviceArena* device_arena_measure(void);
+size_t device_arena_used(const DeviceArena* a);
 // Forget every allocation (memory is kept for reuse, not cleared).
 void device_arena_reset(DeviceArena* a);
 void device_arena_destroy(DeviceArena* a);

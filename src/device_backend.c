@@ -6,6 +6,9 @@
 #include "mem_plan.h"
 
 static const DeviceBackend* registered;
+static const DeviceRun* active;
+
+const DeviceRun* device_run_active(void) { return active; }
 
 void device_backend_register(const DeviceBackend* b) { registered = b; }
 
@@ -81,6 +84,7 @@ void device_run_start(DeviceRun* dv, const Config* cfg, Dist* d, CagNet* m) {
                        (size_t)(config_get_float(cfg, "dist.bucket_mb") * 1048576.0),
                        config_get_float(cfg, "dist.collective_timeout_s"), d};
     dv->g = dv->be->model_create(m, &o);
+    active = dv;
 }
 
 void device_run_step1(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, const float* img,
@@ -113,12 +117,14 @@ void device_run_download(DeviceRun* dv, CagNet* m) {
 }
 
 void device_run_close(DeviceRun* dv) {
+    if (dv == active) active = NULL;
     if (dv->g) dv->be->model_destroy(dv->g);
     memset(dv, 0, sizeof *dv);
 }
 
 void device_run_restart(DeviceRun* dv, const Config* cfg, Dist* d, CagNet* m) {
     if (!dv->g) return;
+    active = NULL;
     dv->be->model_destroy(dv->g);
     dv->g = NULL;
     device_run_start(dv, cfg, d, m);

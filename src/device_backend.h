@@ -58,6 +58,12 @@ typedef struct {
     // Launch the buckets the step has not, wait for all, apply the plan's
     // updates (m's optimizer step counters advance as on the CPU).
     void (*reduce_and_apply)(DeviceModel* g, CagNet* m, const UpdatePlan* plan);
+    // cag_infer_forward on the device with its current parameters: logits
+    // (B, K, Hf, Wf) to host memory for n <= B images (B, 3, H, W) in host
+    // memory; activations for (B, H, W) are laid out on first use (again when
+    // the size changes) in their own device allocation.
+    void (*infer)(DeviceModel* g, const CagNet* m, const float* img, int n, int B, int H, int W,
+                  float* logits);
     // Device -> host m (parameters and optimizer state): before checkpoints,
     // evaluation and the divergence check read them.
     void (*download)(DeviceModel* g, CagNet* m);
@@ -79,7 +85,7 @@ int device_find_shared(const unsigned char* uuids, int n, int me);
 // this is the budget assumed when checking memory before training.
 #define DEVICE_CONV_WORKSPACE_BYTES ((size_t)512 << 20)
 
-typedef struct {
+typedef struct DeviceRun {
     const DeviceBackend* be;  // NULL: the CPU reference
     DeviceModel* g;
     char desc[256];           // "cpu" or the GPU's description
@@ -108,6 +114,10 @@ void device_run_step1(DeviceRun* dv, CagNet* m, const UpdatePlan* plan,
 float device_run_step2(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, const StepRng* rng);
 void device_run_update(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, Dist* d,
                        size_t bucket_floats);
+// The run whose device model is up (device_run_start) in this process, or
+// NULL: inference (infer.h) runs there, so evaluation and self-training
+// labelling during a GPU run use the GPU.
+const DeviceRun* device_run_active(void);
 // The device's parameters and optimizer state into m (no-op on the CPU):
 // before anything on the host reads them.
 void device_run_download(DeviceRun* dv, CagNet* m);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "device_backend.h"
 #include "hd_math.h"
 #include "resize.h"
 #include "tensor_ops.h"
@@ -16,7 +17,7 @@
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 static float* falloc(size_t n) { return callocCheck(n ? n : 1, sizeof(float)); }
 
-void cag_infer_init(CagInfer* a, const CagNet* m, int B, int H, int W) {
+void cag_infer_layout(CagInfer* a, const CagNet* m, int B, int H, int W) {
     memset(a, 0, sizeof *a);
     a->B = B, a->H = H, a->W = W;
     a->K = m->K, a->D = m->D;
@@ -26,12 +27,28 @@ void cag_infer_init(CagInfer* a, const CagNet* m, int B, int H, int W) {
         InferScale* s = &a->sc[j];
         s->H = j ? (int)floor(H * m->scales[j]) : H;
         s->W = j ? (int)floor(W * m->scales[j]) : W;
+        int hf, wf;
+        backbone_feature_size(&m->bb, s->H, s->W, &hf, &wf);
+        if (j == 0) a->Hf = hf, a->Wf = wf;
+        ws = max_sz(ws, backbone_workspace_floats(&m->bb, B, s->H, s->W));
+        ws = max_sz(ws, cm_workspace_floats(&m->cm, B, hf, wf));
+    }
+    a->ws_n = max_sz(ws, dc_workspace_floats(&m->dc, B, a->Hf, a->Wf));
+}
+
+void cag_infer_init(CagInfer* a, const CagNet* m, int B, int H, int W) {
+    cag_infer_layout(a, m, B, H, W);
+    const DeviceRun* dv = device_run_active();
+    if (dv && dv->g && dv->be->infer) {
+        a->dv = dv;
+        a->logits = falloc((size_t)B * m->K * a->Hf * a->Wf);
+        return;
+    }
+    for (int j = 0; j < m->n_scales; j++) {
+        InferScale* s = &a->sc[j];
         backbone_acts_alloc(&s->bb, &m->bb, B, s->H, s->W);
-        if (j == 0) a->Hf = s->bb.Hf, a->Wf = s->bb.Wf;
         s->img = j ? falloc((size_t)B * 3 * s->H * s->W) : NULL;
         cm_acts_alloc(&s->cm, &m->cm, B, s->bb.Hf, s->bb.Wf);
-        ws = max_sz(ws, backbone_workspace_floats(&m->bb, B, s->H, s->W));
-        ws = max_sz(ws, cm_workspace_floats(&m->cm, B, s->bb.Hf, s->bb.Wf));
     }
     size_t n0 = (size_t)B * m->D * a->Hf * a->Wf;
     if (m->n_scales > 1) {
@@ -40,13 +57,12 @@ void cag_infer_init(CagInfer* a, const CagNet* m, int B, int H, int W) {
         a->which = callocCheck(n0, 1);
     }
     dc_acts_alloc(&a->dc, &m->dc, B, a->Hf, a->Wf);
-    ws = max_sz(ws, dc_workspace_floats(&m->dc, B, a->Hf, a->Wf));
     a->in = falloc((size_t)B * 3 * H * W);
-    a->ws_n = ws;
-    a->ws = falloc(ws);
+    a->ws = falloc(a->ws_n);
 }
 
 void cag_infer_free(CagInfer* a) {
+    free(a->logits);
     for (int j = 0; j < a->n_scales; j++) {
         InferScale* s = &a->sc[j];
         backbone_acts_free(&s->bb);
@@ -66,6 +82,10 @@ const float* cag_infer_forward(CagInfer* a, const CagNet* m, const float* img, i
         ZS_FAIL("initialise the CagInfer with the model it runs",
                 "cag_infer_forward: activations for K %d D %d %d scales, model K %d D %d %d scales",
                 a->K, a->D, a->n_scales, m->K, m->D, m->n_scales);
+    if (a->dv) {
+        a->dv->be->infer(a->dv->g, m, img, n, a->B, a->H, a->W, a->logits);
+        return a->logits;
+    }
     const int B = a->B;
     const size_t per = (size_t)3 * a->H * a->W;
     // a short batch runs padded: every module works on the full B

@@ -25,7 +25,11 @@ typedef struct {
     float* x_up;   // (B, D, Hf, Wf) x upsampled to scale 0's feature size (scales > 0)
 } InferScale;
 
+struct DeviceRun;
+
 typedef struct {
+    const struct DeviceRun* dv;  // set: the forward runs on that run's device
+    float* logits;               // (B, K, Hf, Wf) host copy of the device's logits
     int B, H, W;  // input batch and size
     int K, D;
     int Hf, Wf;   // feature (logit) size at scale 0
@@ -40,7 +44,15 @@ typedef struct {
 } CagInfer;
 
 // Activations for (B, 3, H, W) inputs of m (only m's settings are read here).
+// While a GPU training run is up (device_run_active), the forward runs there
+// with the device's parameters and only the logits come back; no host
+// activations are allocated then (extract.c, which reads them, runs outside
+// training).
 void cag_infer_init(CagInfer* a, const CagNet* m, int B, int H, int W);
+// The sizes alone (every field but the buffers, which stay NULL): what
+// cag_infer_init allocates for, and what the CUDA mirror lays out on the
+// device (cuda/infer_cuda.cu).
+void cag_infer_layout(CagInfer* a, const CagNet* m, int B, int H, int W);
 void cag_infer_free(CagInfer* a);
 
 // Class logits of the first n (1 <= n <= a->B) images; the remaining B - n

@@ -220,7 +220,7 @@ static ControlRecord train_iteration(const TrainStep* t, CagNet* m, long iter) {
         StageKind k = t->co->kind[rec.stage];
         const Step1Mode* md = k == STAGE_MIXED || k == STAGE_ST_MIXED ? &mode : NULL;
         Step1Losses l1;
-        const uint8_t* labels = selftrain_labels(t->st, r, t->dv, m, t->co, rec.stage, b);
+        const uint8_t* labels = selftrain_labels(t->st, r, m, t->co, rec.stage, b);
         device_run_step1(t->dv, m, &plan, b->images, labels, b->weights, &rng, md, &l1);
         train_log_step1(t->tl, &l1);
     } else {

@@ -84,7 +84,6 @@ int selftrain_before(SelfTrain* s, RunContext* r, CagNet* m, DeviceRun* dv, cons
                      err, round, iter);
         free(err);
     }
-    device_run_download(dv, m);
     if (st_round_label(&s->store, m, r->cfg, &r->cs, train, &r->d, r->out_dir, round, iter))
         return 1;
     s->round = round;
@@ -92,11 +91,10 @@ int selftrain_before(SelfTrain* s, RunContext* r, CagNet* m, DeviceRun* dv, cons
     return 0;
 }
 
-const uint8_t* selftrain_labels(SelfTrain* s, RunContext* r, DeviceRun* dv, CagNet* m,
+const uint8_t* selftrain_labels(SelfTrain* s, RunContext* r, CagNet* m,
                                 const Coordinator* co, int stage, const LoaderBatch* b) {
     if (!s->online || !coord_is_selftrain(co, stage)) return b->labels;
     if (!s->on.labels) st_online_init(&s->on, m, r->cfg, &r->cs, b->n, b->H, b->W);
-    device_run_download(dv, m);  // the labeller reads the host parameters
     return st_online_label(&s->on, m, b->images, b->labels);
 }
 

@@ -35,7 +35,7 @@ int selftrain_before(SelfTrain* s, RunContext* r, CagNet* m, DeviceRun* dv, cons
                      Loader** loader, int* B_local, const Coordinator* co, long iter);
 // The labels a step1 batch of stage `stage` trains on: the batch's own, or
 // with selftrain.online in a self-training stage, relabelled.
-const uint8_t* selftrain_labels(SelfTrain* s, RunContext* r, DeviceRun* dv, CagNet* m,
+const uint8_t* selftrain_labels(SelfTrain* s, RunContext* r, CagNet* m,
                                 const Coordinator* co, int stage, const LoaderBatch* b);
 void selftrain_free(SelfTrain* s, Loader* loader);
 

@@ -46,7 +46,7 @@ static void fake_update(DeviceModel* g, CagNet* m, const UpdatePlan* plan) {
 }
 static const DeviceBackend FAKE = {"fake",     fake_device_count, fake_select, {NULL, NULL},
                                    NULL,       NULL,              fake_step1,  fake_step2,
-                                   fake_update, NULL,             NULL};
+                                   fake_update, NULL,             NULL,        NULL};
 
 // ---------------------------------------------------------------- helpers
 

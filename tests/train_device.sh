@@ -5,10 +5,11 @@
 #   train_device.sh refuse ZSSEG WORKDIR     CUDA build without a GPU: run.device = cuda stops
 #                                            with the hint, auto falls back to the CPU
 #                                            (exit 77 with a GPU)
-#   train_device.sh equiv ZSSEG WORKDIR NP   CUDA build with NP GPUs: 20 iterations (10 step1, then a
-#                                          mixed stage of 5 step1 + 5 step2), MSC and the MMD
-#                                          content loss, CPU vs GPU losses within 1e-3 (exit 77
-#                                          with fewer than NP GPUs)
+#   train_device.sh equiv ZSSEG WORKDIR NP   CUDA build with NP GPUs: 20 iterations (10 step1,
+#                                            then a mixed stage of 5 step1 + 5 step2), MSC and
+#                                            the MMD content loss, CPU vs GPU losses within
+#                                            1e-3, the stage-end evaluations (GPU inference)
+#                                            within 0.01 (exit 77 with fewer than NP GPUs)
 set -euo pipefail
 mode=$1 zsseg=$2 work=$3 np=${4:-1}
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -60,3 +61,14 @@ for dev in cpu cuda; do
 done
 grep -q 'device GPU' "$work/cuda.log" || { echo "FAIL: the cuda run did not use a GPU"; exit 1; }
 python3 tests/compare_losses.py "$work/cpu/metrics.jsonl" "$work/cuda/metrics.jsonl" 1e-3
+# the evaluations at the stage ends ran on the GPU (device inference): the
+# same metrics up to a few argmax flips
+python3 - "$work/cpu/metrics.jsonl" "$work/cuda/metrics.jsonl" <<'PY'
+import json, sys
+ev = [[json.loads(l) for l in open(p) if '"kind": "eval"' in l] for p in sys.argv[1:3]]
+assert len(ev[0]) == len(ev[1]) > 0, "evaluation records differ in number"
+for a, b in zip(*ev):
+    for k in ("eval/pixel_acc", "eval/miou"):
+        assert abs(a[k] - b[k]) <= 0.01, f"step {a['step']} {k}: cpu {a[k]} gpu {b[k]}"
+print(f"{len(ev[0])} evaluations: GPU metrics within 0.01 of the CPU's")
+PY
