@@ -107,15 +107,8 @@ static size_t target_pixels(const CagNet* m) {
     return n;
 }
 
-DeviceModel* device_model_create(CagNet* m, const DeviceOptions* o) {
-    DeviceModel* g = (DeviceModel*)callocCheck(1, sizeof *g);
-    g->ctx = cuda_context_create(o->tf32, o->deterministic);
-    MemPlan plan;
-    mem_plan_cagnet(&plan, m, 0);
-    // the plan counts what the step allocates but the class embeddings; a
-    // little slack for the 256-byte alignment of each allocation
-    size_t emb_bytes = (size_t)m->K * m->E * sizeof(float);
-    g->arena = device_arena_create(plan.total + emb_bytes + ((size_t)64 << 20));
+// Parameters, gradients, optimizer state, embeddings and activations.
+static void alloc_all(DeviceModel* g, const CagNet* m) {
     size_t P = m->pt.total;
     g->params = dalloc(g, P);
     g->grads = dalloc(g, P);
@@ -125,8 +118,22 @@ DeviceModel* device_model_create(CagNet* m, const DeviceOptions* o) {
         g->opt_v[i] = opt[i]->v ? dalloc(g, opt[i]->span_n) : NULL;
     }
     g->emb = dalloc(g, (size_t)m->K * m->E);
-    cuda_memcpy_h2d(g->emb, m->emb, (size_t)m->K * m->E * sizeof(float));
     alloc_acts(g, m);
+}
+
+DeviceModel* device_model_create(CagNet* m, const DeviceOptions* o) {
+    DeviceModel* g = (DeviceModel*)callocCheck(1, sizeof *g);
+    g->ctx = cuda_context_create(o->tf32, o->deterministic);
+    // a counting pass sizes the one allocation exactly (the memory plan
+    // checked before is the same count, give or take alignment)
+    g->arena = device_arena_measure();
+    alloc_all(g, m);
+    size_t bytes = device_arena_used(g->arena);
+    device_arena_destroy(g->arena);
+    for (int j = 0; j < m->n_scales; j++) free(g->sc[j].bb.blocks);  // host records
+    g->arena = device_arena_create(bytes);
+    alloc_all(g, m);
+    cuda_memcpy_h2d(g->emb, m->emb, (size_t)m->K * m->E * sizeof(float));
     // labels of every scale, then scale 0's valid mask
     g->pinned_lbl = (uint8_t*)cuda_pinned_alloc(target_pixels(m) +
                                                 (size_t)m->B * m->sc[0].Hf * m->sc[0].Wf);

@@ -11,7 +11,6 @@ extern "C" {
 #include "buckets.h"
 #include "device_backend.h"
 #include "infer.h"
-#include "mem_plan.h"
 #include "watchdog.h"
 }
 
