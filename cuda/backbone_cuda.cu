@@ -13,7 +13,6 @@ static int conv_out(const Conv2dDesc* d, int in) {
 static int block_mid(const Bottleneck* b) { return b->reduce.d.C_out; }
 static int block_out(const Bottleneck* b) { return b->increase.d.C_out; }
 static int block_in(const Bottleneck* b) { return b->reduce.d.C_in; }
-static size_t max_z(size_t a, size_t b) { return a > b ? a : b; }
 static size_t min_z(size_t a, size_t b) { return a < b ? a : b; }
 
 static void* arena_alloc(void* arena, size_t bytes) {
@@ -27,41 +26,13 @@ extern "C" void backbone_acts_alloc_cuda(BackboneActs* a, const Backbone* bb, in
     backbone_acts_alloc_with(a, bb, B, H, W, arena_alloc, arena);
 }
 
-// Two block-sized gradient buffers X and Y, two mid-sized M1 and M2, folded
-// BN scale and shift: backbone.c's ws_sizes without the im2col, from the acts.
-typedef struct {
-    float *X, *Y, *M1, *M2, *scale, *shift;
-} Ws;
-
-static Ws ws_split(const Backbone* bb, const BackboneActs* a, float* ws) {
-    size_t B = (size_t)a->B;
-    size_t big = B * bb->cfg.width * a->Hs * a->Ws, mid = 0, bn = (size_t)bb->cfg.width;
-    for (int k = 0; k < bb->n_blocks; k++) {
-        const Bottleneck* b = &bb->blocks[k];
-        const BottleneckActs* ba = &a->blocks[k];
-        big = max_z(big, B * block_in(b) * ba->H * ba->W);
-        big = max_z(big, B * block_out(b) * ba->Ho * ba->Wo);
-        mid = max_z(mid, B * block_mid(b) * ba->Ho * ba->Wo);
-        bn = max_z(bn, (size_t)block_out(b));
-    }
-    big = max_z(big, B * bb->cfg.feature_dim * a->Hf * a->Wf);  // one ASPP branch
-    Ws p;
-    p.X = ws;
-    p.Y = p.X + big;
-    p.M1 = p.Y + big;
-    p.M2 = p.M1 + mid;
-    p.scale = p.M2 + mid;
-    p.shift = p.scale + bn;
-    return p;
-}
-
 // ---------------------------------------------------------------- forward
 static const float* tensor(const Backbone* bb, const float* params, int idx) {
     return params + bb->pt->t[idx].offset;
 }
 
 static void convbn_fold(CudaContext* ctx, const Backbone* bb, const float* params, const ConvBn* u,
-                        const Ws* w) {
+                        const BackboneWs* w) {
     frozen_bn_fold_cuda(ctx, w->scale, w->shift, tensor(bb, params, u->bn_mean),
                         tensor(bb, params, u->bn_var), tensor(bb, params, u->bn_weight),
                         tensor(bb, params, u->bn_bias), BACKBONE_BN_EPS, u->d.C_out);
@@ -70,7 +41,7 @@ static void convbn_fold(CudaContext* ctx, const Backbone* bb, const float* param
 // out = [ReLU](BN(conv(inp))), BN and ReLU in place.
 static void convbn_forward(CudaContext* ctx, const Backbone* bb, const float* params,
                            const ConvBn* u, float* out, const float* inp, int B, int H, int W,
-                           const Ws* w) {
+                           const BackboneWs* w) {
     conv2d_forward_cuda(ctx, out, inp, tensor(bb, params, u->weight), NULL, &u->d, B, H, W);
     int HWo = conv_out(&u->d, H) * conv_out(&u->d, W);
     convbn_fold(ctx, bb, params, u, w);
@@ -81,7 +52,7 @@ static void convbn_forward(CudaContext* ctx, const Backbone* bb, const float* pa
 extern "C" void backbone_forward_cuda(CudaContext* ctx, const Backbone* bb, const float* params,
                                       BackboneActs* a, const float* img, float* ws) {
     int B = a->B;
-    Ws w = ws_split(bb, a, ws);
+    BackboneWs w = backbone_ws_split(bb, a->B, a->H, a->W, ws, 0);
     cudaCheck(cudaMemcpyAsync(a->img, img, (size_t)B * 3 * a->H * a->W * sizeof(float),
                               cudaMemcpyDeviceToDevice, ctx->stream));
     convbn_forward(ctx, bb, params, &bb->stem, w.X, a->img, B, a->H, a->W, &w);
@@ -135,7 +106,7 @@ static void bn_relu_grad(CudaContext* ctx, float* g, const float* dy, const floa
 // g = gradient at u's conv output, from dy at u's output y (after BN and ReLU).
 static void convbn_grad_out(CudaContext* ctx, const Backbone* bb, const float* params,
                             const ConvBn* u, float* g, const float* dy, const float* y, int B,
-                            size_t HWo, const Ws* w) {
+                            size_t HWo, const BackboneWs* w) {
     convbn_fold(ctx, bb, params, u, w);
     bn_relu_grad(ctx, g, dy, u->relu ? y : NULL, w->scale, B, u->d.C_out, HWo);
 }
@@ -151,7 +122,7 @@ static void convbn_conv_backward(CudaContext* ctx, const Backbone* bb, const flo
 // On entry w->X holds dL/d(block output); on exit dL/d(block input).
 static void bottleneck_backward(CudaContext* ctx, const Backbone* bb, const float* params,
                                 float* grads, const Bottleneck* b, const BottleneckActs* ba,
-                                const float* x, int B, const Ws* w) {
+                                const float* x, int B, const BackboneWs* w) {
     size_t hwo = (size_t)ba->Ho * ba->Wo, hw = (size_t)ba->H * ba->W;
     bn_relu_grad(ctx, w->X, w->X, ba->out, NULL, B, block_out(b), hwo);  // residual ReLU
     convbn_grad_out(ctx, bb, params, &b->increase, w->Y, w->X, NULL, B, hwo, w);
@@ -190,7 +161,7 @@ extern "C" void backbone_backward_cuda(CudaContext* ctx, const Backbone* bb, con
                                        float* ws, const GradReady* ready) {
     if (!grads) return;
     int B = a->B, n = bb->n_blocks;
-    Ws w = ws_split(bb, a, ws);
+    BackboneWs w = backbone_ws_split(bb, a->B, a->H, a->W, ws, 0);
     const float* x5 = a->blocks[n - 1].out;
     fill_cuda(ctx, w.X, 0.0f, (size_t)B * block_out(&bb->blocks[n - 1]) * a->Hf * a->Wf);
     for (int i = 0; i < bb->cfg.n_aspp; i++)

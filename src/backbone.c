@@ -172,15 +172,11 @@ size_t backbone_workspace_floats(const Backbone* bb, int B, int H, int W) {
     return s.col + 2 * s.big + 2 * s.mid + s.bn;
 }
 
-typedef struct {
-    float *col, *X, *Y, *M1, *M2, *scale, *shift;
-} Ws;
-
-static Ws ws_split(const Backbone* bb, int B, int H, int W, float* ws) {
+BackboneWs backbone_ws_split(const Backbone* bb, int B, int H, int W, float* ws, int with_col) {
     WsSizes s = ws_sizes(bb, B, H, W);
-    Ws p;
+    BackboneWs p;
     p.col = ws;
-    p.X = p.col + s.col;
+    p.X = p.col + (with_col ? s.col : 0);
     p.Y = p.X + s.big;
     p.M1 = p.Y + s.big;
     p.M2 = p.M1 + s.mid;
@@ -261,7 +257,8 @@ static const float* tensor(const Backbone* bb, const float* params, int idx) {
     return params + bb->pt->t[idx].offset;
 }
 
-static void convbn_fold(const Backbone* bb, const float* params, const ConvBn* u, const Ws* w) {
+static void convbn_fold(const Backbone* bb, const float* params, const ConvBn* u,
+                        const BackboneWs* w) {
     frozen_bn_fold(w->scale, w->shift, tensor(bb, params, u->bn_mean),
                    tensor(bb, params, u->bn_var), tensor(bb, params, u->bn_weight),
                    tensor(bb, params, u->bn_bias), BACKBONE_BN_EPS, u->d.C_out);
@@ -269,7 +266,7 @@ static void convbn_fold(const Backbone* bb, const float* params, const ConvBn* u
 
 // out = [ReLU](BN(conv(inp))), BN and ReLU in place.
 static void convbn_forward(const Backbone* bb, const float* params, const ConvBn* u, float* out,
-                           const float* inp, int B, int H, int W, const Ws* w) {
+                           const float* inp, int B, int H, int W, const BackboneWs* w) {
     conv2d_forward(out, inp, tensor(bb, params, u->weight), NULL, w->col, &u->d, B, H, W);
     int HWo = conv2d_out_size(H, u->d.kh, u->d.stride, u->d.pad, u->d.dilation) *
               conv2d_out_size(W, u->d.kw, u->d.stride, u->d.pad, u->d.dilation);
@@ -281,7 +278,7 @@ static void convbn_forward(const Backbone* bb, const float* params, const ConvBn
 void backbone_forward(const Backbone* bb, const float* params, BackboneActs* a, const float* img,
                       float* ws) {
     int B = a->B;
-    Ws w = ws_split(bb, B, a->H, a->W, ws);
+    BackboneWs w = backbone_ws_split(bb, B, a->H, a->W, ws, 1);
     memcpy(a->img, img, (size_t)B * 3 * a->H * a->W * sizeof(float));
     convbn_forward(bb, params, &bb->stem, w.X, a->img, B, a->H, a->W, &w);
     maxpool2d_forward(a->pool, a->argmax, w.X, B, bb->cfg.width, a->Hs, a->Ws, 3, 2, 1, 1);
@@ -325,7 +322,8 @@ static void bn_relu_grad(float* g, const float* dy, const float* y, const float*
 
 // g = gradient at u's conv output, from dy at u's output y (after BN and ReLU).
 static void convbn_grad_out(const Backbone* bb, const float* params, const ConvBn* u, float* g,
-                            const float* dy, const float* y, int B, size_t HWo, const Ws* w) {
+                            const float* dy, const float* y, int B, size_t HWo,
+                            const BackboneWs* w) {
     convbn_fold(bb, params, u, w);
     bn_relu_grad(g, dy, u->relu ? y : NULL, w->scale, B, u->d.C_out, HWo);
 }
@@ -333,7 +331,7 @@ static void convbn_grad_out(const Backbone* bb, const float* params, const ConvB
 // Conv weight gradient into grads, input gradient accumulated into dx (or NULL).
 static void convbn_conv_backward(const Backbone* bb, const float* params, float* grads,
                                  const ConvBn* u, float* dx, const float* g, const float* x, int B,
-                                 int H, int W, const Ws* w) {
+                                 int H, int W, const BackboneWs* w) {
     conv2d_backward(dx, grads + bb->pt->t[u->weight].offset, NULL, g, x,
                     tensor(bb, params, u->weight), w->col, &u->d, B, H, W);
 }
@@ -341,7 +339,7 @@ static void convbn_conv_backward(const Backbone* bb, const float* params, float*
 // On entry w->X holds dL/d(block output); on exit dL/d(block input).
 static void bottleneck_backward(const Backbone* bb, const float* params, float* grads,
                                 const Bottleneck* b, const BottleneckActs* ba, const float* x,
-                                int B, const Ws* w) {
+                                int B, const BackboneWs* w) {
     size_t hwo = (size_t)ba->Ho * ba->Wo, hw = (size_t)ba->H * ba->W;
     bn_relu_grad(w->X, w->X, ba->out, NULL, B, block_out(b), hwo);  // residual ReLU
     convbn_grad_out(bb, params, &b->increase, w->Y, w->X, NULL, B, hwo, w);
@@ -365,7 +363,7 @@ void backbone_backward(const Backbone* bb, const float* params, float* grads, co
                        const float* dh, float* ws) {
     if (!grads) return;
     int B = a->B, n = bb->n_blocks;
-    Ws w = ws_split(bb, B, a->H, a->W, ws);
+    BackboneWs w = backbone_ws_split(bb, B, a->H, a->W, ws, 1);
     const float* x5 = a->blocks[n - 1].out;
     memset(w.X, 0, (size_t)B * feat_in(bb) * a->Hf * a->Wf * sizeof(float));
     for (int i = 0; i < bb->cfg.n_aspp; i++)

@@ -101,6 +101,15 @@ void backbone_acts_free(BackboneActs* a);
 // folded BN scale/shift). One workspace can serve every scale: take the max.
 size_t backbone_workspace_floats(const Backbone* bb, int B, int H, int W);
 
+// The workspace's parts (backbone_workspace_floats): the im2col scratch
+// (with_col 0: none, as on the GPU where cuDNN owns its own), two
+// block-sized and two mid-sized gradient buffers, the folded BN scale and
+// shift.
+typedef struct {
+    float *col, *X, *Y, *M1, *M2, *scale, *shift;
+} BackboneWs;
+BackboneWs backbone_ws_split(const Backbone* bb, int B, int H, int W, float* ws, int with_col);
+
 // a->h = E(img). Overwrites every tensor of a.
 void backbone_forward(const Backbone* bb,
                       const float* params,  // (pt->total)

@@ -20,6 +20,7 @@
 
 #include "cagnet.h"
 #include "common.h"
+#include "mpi_testing.h"
 #include "testing.h"
 
 #define B_GLOBAL 6
@@ -310,12 +311,8 @@ int main(int argc, char** argv) {
             printf(" %s %.3g", param_region_name((ParamRegion)r), mx[r]);
         printf("\n");
     }
-    int failures = t_failures;
-    mpiCheck(MPI_Allreduce(&failures, &t_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
+    t_mpi_sum_failures(MPI_COMM_WORLD);
     int rank = d.rank, world = d.world;
     dist_finalize(&d);
-    if (rank != 0) return t_failures ? 1 : 0;
-    char name[64];
-    snprintf(name, sizeof name, "mpi_cagnet (%d ranks)", world);
-    return t_report(name);
+    return t_mpi_report(rank, world, "mpi_cagnet");
 }

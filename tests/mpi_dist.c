@@ -19,6 +19,7 @@
 
 #include "common.h"
 #include "dist.h"
+#include "mpi_testing.h"
 #include "testing.h"
 
 // Exact per-rank value: the sum over ranks is a small dyadic number.
@@ -223,12 +224,8 @@ int main(int argc, char** argv) {
     }
     check_params(&d, diverge);
 
-    int failures = t_failures;
-    mpiCheck(MPI_Allreduce(&failures, &t_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
+    t_mpi_sum_failures(MPI_COMM_WORLD);
     int rank = d.rank;
     dist_finalize(&d);
-    if (rank != 0) return t_failures ? 1 : 0;
-    char name[64];
-    snprintf(name, sizeof name, "mpi_dist%s (%d ranks)", diverge ? " --diverge" : "", world);
-    return t_report(name);
+    return t_mpi_report(rank, world, diverge ? "mpi_dist --diverge" : "mpi_dist");
 }

@@ -26,6 +26,7 @@
 #include "infer.h"
 #include "loader.h"
 #include "run.h"
+#include "mpi_testing.h"
 #include "testing.h"
 #include "tiny_cagnet.h"
 #include "weights_h5.h"
@@ -347,14 +348,10 @@ int main(int argc, char** argv) {
     dataset_free(&te);
     dataset_classes_free(&cs);
     config_free(cfg);
-    int failures = t_failures;
-    mpiCheck(MPI_Allreduce(&failures, &t_failures, 1, MPI_INT, MPI_SUM, d.comm));
+    t_mpi_sum_failures(d.comm);
     mpiCheck(MPI_Barrier(d.comm));
     if (d.rank == 0) fx_remove(dir);
     int rank = d.rank, world = d.world;
     dist_finalize(&d);
-    if (rank != 0) return t_failures ? 1 : 0;
-    char name[64];
-    snprintf(name, sizeof name, "mpi_extract (%d ranks)", world);
-    return t_report(name);
+    return t_mpi_report(rank, world, "mpi_extract");
 }

@@ -16,6 +16,7 @@
 #include "dataset.h"
 #include "dataset_fixture.h"
 #include "loader.h"
+#include "mpi_testing.h"
 #include "testing.h"
 
 #define N_TRAIN 14
@@ -154,13 +155,9 @@ int main(int argc, char** argv) {
     dataset_free(&te);
     dataset_classes_free(&cs);
     config_free(cfg);
-    int failures = t_failures;
-    mpiCheck(MPI_Allreduce(&failures, &t_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
+    t_mpi_sum_failures(MPI_COMM_WORLD);
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank == 0) fx_remove(dir);
     MPI_Finalize();
-    if (rank != 0) return t_failures ? 1 : 0;
-    char name[64];
-    snprintf(name, sizeof name, "mpi_loader_shard (%d ranks)", world);
-    return t_report(name);
+    return t_mpi_report(rank, world, "mpi_loader_shard");
 }

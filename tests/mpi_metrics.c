@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "metrics.h"
+#include "mpi_testing.h"
 #include "testing.h"
 
 #define K 6
@@ -46,11 +47,7 @@ int main(int argc, char** argv) {
     CHECK(m.n_present == K - 1 && isnan(m.iou[K - 1]) && m.hiou > 0, "rank %d: presence", rank);
     confusion_free(&cm);
 
-    int failures = t_failures;
-    mpiCheck(MPI_Allreduce(&failures, &t_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
+    t_mpi_sum_failures(MPI_COMM_WORLD);
     MPI_Finalize();
-    if (rank != 0) return t_failures ? 1 : 0;
-    char name[64];
-    snprintf(name, sizeof name, "mpi_metrics (%d ranks)", world);
-    return t_report(name);
+    return t_mpi_report(rank, world, "mpi_metrics");
 }

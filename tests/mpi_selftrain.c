@@ -13,6 +13,7 @@
 #include "common.h"
 #include "dist.h"
 #include "selftrain.h"
+#include "mpi_testing.h"
 #include "testing.h"
 
 #define NK 6
@@ -102,12 +103,8 @@ int main(int argc, char** argv) {
         }
     }
 
-    int failures = t_failures;
-    mpiCheck(MPI_Allreduce(&failures, &t_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
+    t_mpi_sum_failures(MPI_COMM_WORLD);
     int rank = d.rank, world = d.world;
     dist_finalize(&d);
-    if (rank != 0) return t_failures ? 1 : 0;
-    char name[64];
-    snprintf(name, sizeof name, "mpi_selftrain (%d ranks)", world);
-    return t_report(name);
+    return t_mpi_report(rank, world, "mpi_selftrain");
 }

@@ -16,6 +16,7 @@
 #include "dist.h"
 #include "st_store.h"
 #include "st_store_fixture.h"
+#include "mpi_testing.h"
 #include "testing.h"
 
 // s equals want: shape, labels, weights, round, iteration and mode.
@@ -75,16 +76,12 @@ int main(int argc, char** argv) {
     st_store_free(&got);
     st_store_free(&ref);
 
-    int failures = t_failures;
-    mpiCheck(MPI_Allreduce(&failures, &t_failures, 1, MPI_INT, MPI_SUM, d.comm));
+    t_mpi_sum_failures(d.comm);
     if (d.rank == 0 && t_failures == 0) {
         unlink(one), unlink(world);
         if (rmdir(dir) != 0) fprintf(stderr, "cannot remove %s\n", dir);
     }
     int rank = d.rank, nranks = d.world;
     dist_finalize(&d);
-    if (rank != 0) return t_failures ? 1 : 0;
-    char name[64];
-    snprintf(name, sizeof name, "mpi_st_store (%d ranks)", nranks);
-    return t_report(name);
+    return t_mpi_report(rank, nranks, "mpi_st_store");
 }
