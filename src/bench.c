@@ -233,7 +233,12 @@ static void measure(RunContext* r, DeviceRun* dv, CagNet* m, const BenchOptions*
                "GB/s; the formula at busbw %g GB/s: %.6g ms\n",
                n, t_ar * 1e3, grad_bytes / 1e6, algbw, algbw * 2.0 * (n - 1) / n, o->busbw_gbs,
                allreduce_seconds(grad_bytes, n, o->busbw_gbs) * 1e3);
-        printf("measured scaling, step1 then allreduce (no overlap): %.4f\n", t1 / (t1 + t_ar));
+        if (dv->g)  // the steps above already include the NCCL sums, overlapped
+            printf("(the allreduce above is MPI over host buffers; on the GPU the steps' "
+                   "measured times include their NCCL sums)\n");
+        else
+            printf("measured scaling, step1 then allreduce (no overlap): %.4f\n",
+                   t1 / (t1 + t_ar));
     }
 }
 
