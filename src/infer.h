@@ -56,7 +56,8 @@ void cag_infer_layout(CagInfer* a, const CagNet* m, int B, int H, int W);
 void cag_infer_free(CagInfer* a);
 
 // Class logits of the first n (1 <= n <= a->B) images; the remaining B - n
-// slots run on zeros and their logits are meaningless. Returns a->dc.cls.
+// slots run on zeros and their logits are meaningless. Returns a->dc.cls (on
+// a device: a->logits, the host copy).
 const float* cag_infer_forward(CagInfer* a, const CagNet* m,
                                const float* img,  // (n, 3, H, W) BGR minus mean
                                int n);            // -> (B, K, Hf, Wf)

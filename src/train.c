@@ -308,7 +308,9 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
     for (; iter < co.total; iter++) {
         signals_fault_injection(iter, r.d.rank);
         if (selftrain_before(&stt, &r, &m, &dv, &train, &ts.loader, &ts.B, &co, iter)) {
-            // stopped while labelling: the state before this iteration
+            // stopped while labelling: the state before this iteration (on a
+            // GPU the host copy is only as new as the last download)
+            device_run_download(&dv, &m);
             save_checkpoint(&r, &m, &co, ts.loader, iter - 1, best);
             signal_seen = 1;
             break;

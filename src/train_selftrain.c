@@ -71,17 +71,25 @@ int selftrain_before(SelfTrain* s, RunContext* r, CagNet* m, DeviceRun* dv, cons
         backbone_feature_size(&m->bb, warp, warp, &Hf, &Wf);
         char* err = st_store_read(&s->store, path, train->n, Hf, Wf,
                                   (const char* const*)train->ids);
-        if (!err) {
+        // every rank must take the same branch (labelling is collective), so
+        // one rank's failed read sends all of them to label again
+        uint32_t failed = dist_agree_flags(&r->d, err ? (r->d.rank == 0 ? 1u : 2u) : 0u);
+        if (!failed) {
             log_info("self-training round %d: pseudo-labels read from %s", round, path);
             s->round = round;
             loader_set_pseudo(*loader, &s->store);
             return 0;
         }
-        if (r->d.rank == 0)
+        st_store_free(&s->store);
+        // rank 0 warns, and so does a rank whose read failed where rank 0's did not
+        if (r->d.rank == 0 || (err && !(failed & 1u))) {
+            char other[4200];
+            snprintf(other, sizeof other, "another rank cannot read %s", path);
             log_warn("%s; labelling round %d again with the parameters of iteration %ld (not "
                      "those of the round's start: the run no longer matches an uninterrupted "
                      "one)",
-                     err, round, iter);
+                     err ? err : other, round, iter);
+        }
         free(err);
     }
     if (st_round_label(&s->store, m, r->cfg, &r->cs, train, &r->d, r->out_dir, round, iter))

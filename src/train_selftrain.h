@@ -3,7 +3,7 @@
 // data.batch_size: the loader is reopened at the same data position and the
 // model's activations resized) and the pseudo-labels of its round (labelled
 // at the round's first iteration, read back after a resume, labelled again
-// with a warning when that file is missing or damaged); with
+// with a warning when that file is missing or damaged on any rank); with
 // selftrain.online, each step1 batch of a self-training stage relabelled with
 // the current model instead.
 #ifndef ZSSEG_TRAIN_SELFTRAIN_H

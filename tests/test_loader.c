@@ -6,7 +6,7 @@
 // single-rank batch, the skip rule for bad samples with their warnings and
 // count, the data.max_bad_fraction stop, the sharded test loader, and
 // pseudo-labels merged from a self-training store (labels, weights, workers,
-// detach, wrong size).
+// detach, wrong size, bad samples' replacements).
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -579,6 +579,35 @@ static void test_pseudo(Fixture* f) {
     pseudo_store_free(st);
 }
 
+// A bad sample's replacement takes the pseudo-labels of its own dataset
+// index (not those of the bad sample it stands in for) under the position's
+// augmentation: one epoch of the bad fixture with a store, every slot by hand.
+static int pseudo_replaced;
+static void pseudo_bad_epoch(void) {
+    set_workers(bad_fx.cfg, 2);
+    StStore* st = pseudo_store(N_BAD_TRAIN);
+    Loader* L = loader_open_train(&bad_fx.train, bad_fx.cfg, 0, 1, NULL);
+    loader_set_pseudo(L, st);
+    int order[N_BAD_TRAIN];
+    loader_epoch_order(SEED, 0, N_BAD_TRAIN, order);
+    for (int k = 0; k < 3; k++) {
+        const LoaderBatch* b = loader_next(L);
+        for (int j = 0; j < b->n; j++) {
+            pseudo_replaced += b->index[j] != order[b->position[j]];
+            check_pseudo_slot(&bad_fx, b, j, st);
+        }
+    }
+    loader_close(L);
+    pseudo_store_free(st);
+}
+
+static void test_pseudo_replacement(void) {
+    pseudo_replaced = 0;
+    free(capture_stderr(pseudo_bad_epoch));
+    CHECK(pseudo_replaced == 4, "%d replaced slots in the pseudo-labelled epoch, want 4",
+          pseudo_replaced);
+}
+
 // ---------------------------------------------------------------- errors
 static Fixture* err_fx;
 static void open_three_ranks(void) { loader_open_train(&err_fx->train, err_fx->cfg, 0, 3, NULL); }
@@ -603,6 +632,7 @@ int main(void) {
     CHECK(test_test_loader(&f, 0) == 0, "invalid slots in a good test split");
     CHECK(test_test_loader(&f, 2) == 0, "invalid slots in a good test split");
     test_bad_samples();
+    test_pseudo_replacement();
     CHECK(test_test_loader(&bad_fx, 2) == 1, "test image 3 (truncated) must be one invalid slot");
     err_fx = &f;
     CHECK(t_exits_with_error(open_three_ranks), "batch 4 on 3 ranks must stop");

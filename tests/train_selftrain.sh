@@ -9,12 +9,19 @@
 #     1 rank's (h5diff: labels, weights, ids, attributes; one thread per rank,
 #     as OpenBLAS rounds differently with other thread counts); the
 #     checkpoint names its round
-#   - cagnet, 2 ranks: SIGTERM before iteration 6 (the batch change and
-#     round 0's labelling), 10 (it stops while labelling round 1) and 12
-#     (inside round 1's training): each resumed run's losses and final
-#     parameters are bitwise those of the straight run
+#   - sign (on this tiny model cagnet and zs3 label no pixel, sign some: the
+#     resumed runs must meet pseudo-labels), 2 ranks: SIGTERM before
+#     iteration 6 (the batch change and round 0's labelling), 8 and 11
+#     (inside rounds 0 and 1: read back, and their labels reach the losses
+#     afterwards: dropping them or their weights after the read fails both),
+#     10 (it stops while labelling round 1), 14 (the st -> st_mixed boundary,
+#     round 2's labelling) and 15 (inside st_mixed): each resumed run's
+#     losses and final parameters are bitwise those of the straight run
 #   - a damaged round file met on resume inside its round: a warning, the
 #     round is labelled again, training completes
+#   - the round file unreadable on rank 1 only (an LD_PRELOAD access()
+#     shim): every rank labels it again (no rank trains while another
+#     labels), both ranks say why, training completes
 #   - online cagnet mode runs; online with zs3 is refused with a hint
 # usage: train_selftrain.sh ZSSEG H5_COMPARE WORKDIR
 set -euo pipefail
@@ -66,18 +73,22 @@ out=$("$zsseg" ckpt info "$work/cagnet/ckpt/iter_00000012.h5")
 h5dump -a /state/st_file "$work/cagnet/ckpt/iter_00000012.h5" | grep -q "round_01.h5" \
   || fail "checkpoint of iteration 12 does not name round_01.h5"
 
-for at in 6 10 12; do
+grep -Eq "round [0-9]+ +[a-z]+ +[1-9][0-9]* pixels" "$work/sign.log" ||
+  fail "sign labelled no pixel: the resumed runs below would not meet pseudo-labels"
+for at in 6 8 10 11 14 15; do
   dir="$work/stop$at"
-  ZSSEG_FAULT_AT="$at:0:15" train 2 "$dir" || { cat "$dir.log"; fail "SIGTERM run before $at"; }
+  ZSSEG_FAULT_AT="$at:0:15" train 2 "$dir" --set 'selftrain.mode="sign"' ||
+    { cat "$dir.log"; fail "SIGTERM run before $at"; }
   [ ! -f "$dir/DONE" ] || fail "DONE after a stop before $at"
-  train 2 "$dir" || { cat "$dir.log"; fail "resume after the stop before $at"; }
+  train 2 "$dir" --set 'selftrain.mode="sign"' || { cat "$dir.log"; fail "resume after the stop before $at"; }
   grep -q "resumed from" "$dir.log" || fail "no resume after the stop before $at"
-  same "$work/cagnet" "$dir" || fail "resumed run (stop before $at) differs"
+  same "$work/sign" "$dir" || fail "resumed run (stop before $at) differs"
   echo "== stop before iteration $at: resumed run bitwise equal"
 done
-grep -q "self-training round 1 (cagnet): labelled" "$work/stop10.log" ||
+grep -q "self-training round 1 (sign): labelled" "$work/stop10.log" ||
   fail "round 1 was not labelled after the resume"
-grep -q "pseudo-labels read from" "$work/stop12.log" || fail "round 1 was not read back"
+grep -q "round 0: pseudo-labels read from" "$work/stop8.log" &&
+  grep -q "round 1: pseudo-labels read from" "$work/stop11.log" || fail "a round was not read back"
 
 dir="$work/damaged"
 ZSSEG_FAULT_AT="12:0:15" train 2 "$dir" || fail "SIGTERM run (damaged case)"
@@ -86,6 +97,34 @@ train 2 "$dir" || { cat "$dir.log"; fail "resume with a damaged round file"; }
 grep -q "labelling round 1 again" "$dir.log" || { cat "$dir.log"; fail "no warning for the damaged round"; }
 [ -f "$dir/DONE" ] || fail "damaged case did not finish"
 echo "== damaged round file: warned, relabelled, finished"
+
+dir="$work/hidden"
+cat > "$work/hide_round.c" <<'EOF_C'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <string.h>
+int access(const char* path, int mode) {  // round_01.h5 unreadable, the rest as usual
+    const char* hide = "/selftrain/round_01.h5";
+    size_t n = strlen(path), k = strlen(hide);
+    if (n >= k && strcmp(path + n - k, hide) == 0) return errno = EACCES, -1;
+    return ((int (*)(const char*, int))dlsym(RTLD_NEXT, "access"))(path, mode);
+}
+EOF_C
+${CC:-cc} -shared -fPIC -o "$work/hide_round.so" "$work/hide_round.c" -ldl || fail "build the shim"
+ZSSEG_FAULT_AT="12:0:15" train 2 "$dir" || fail "SIGTERM run (hidden case)"
+# before the ranks agreed on the read, rank 1 labelled while rank 0 trained: a hang
+timeout 300 mpirun --oversubscribe -np 1 "$zsseg" train "${base[@]}" --run-dir "$dir" : \
+  -np 1 env LD_PRELOAD="$work/hide_round.so" ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" \
+  "$zsseg" train "${base[@]}" --run-dir "$dir" >> "$dir.log" 2>&1 ||
+  { cat "$dir.log"; fail "resume with round 1 unreadable on rank 1 only"; }
+# (the two ranks' stderr lines may interleave: match each message's body)
+grep -q "round_01.h5': Permission denied; labelling round 1 again" "$dir.log" &&
+  grep -q "another rank cannot read .*round_01.h5; labelling round 1 again" "$dir.log" ||
+  { cat "$dir.log"; fail "hidden round: no warnings from both ranks"; }
+[ "$(grep -c 'self-training round 1 (cagnet): labelled' "$dir.log")" = 2 ] || fail "round 1 not labelled again"
+[ -f "$dir/DONE" ] || fail "hidden case did not finish"
+echo "== round file unreadable on one rank: every rank labels again, finished"
 
 train 1 "$work/online" --set selftrain.online=true || { cat "$work/online.log"; fail "online"; }
 [ ! -d "$work/online/selftrain" ] || fail "online mode wrote round files"
