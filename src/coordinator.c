@@ -74,16 +74,16 @@ static long round_start(const Coordinator* c, int s, int r) {
     return c->iters[s] * r / c->rounds;
 }
 
-int coord_round_of(const Coordinator* c, long iter, int* starts_here) {
+int coord_round_of(const Coordinator* c, long iter, long* start) {
     long it = 0;
     int s = coord_stage_of(c, iter, &it);
-    *starts_here = 0;
+    *start = -1;
     if (iter >= c->total || !coord_is_selftrain(c, s)) return -1;
     int before = 0;  // rounds of the earlier self-training stages
     for (int i = 0; i < s; i++)
         if (coord_is_selftrain(c, i) && c->iters[i] > 0) before += c->rounds;
     int r = c->rounds - 1;
     while (round_start(c, s, r) > it) r--;
-    *starts_here = round_start(c, s, r) == it;
+    *start = c->start[s] + round_start(c, s, r);
     return before + r;
 }

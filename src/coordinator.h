@@ -55,9 +55,10 @@ ControlRecord coord_decide(const Coordinator* c, long iter, uint32_t flags);
 // pseudo-labelling rounds, round r of a stage starting at its iteration
 // floor(r * iters / rounds); rounds are numbered 0, 1, ... over all
 // self-training stages in order. coord_round_of gives the round whose labels
-// iteration iter trains on (-1 outside self-training) and sets *starts_here
-// when iter is that round's first iteration (the labels are made before it).
+// iteration iter trains on (-1 outside self-training) and sets *start to
+// that round's first global iteration (-1 outside): the labels are made
+// before it.
 int coord_is_selftrain(const Coordinator* c, int stage);
-int coord_round_of(const Coordinator* c, long iter, int* starts_here);
+int coord_round_of(const Coordinator* c, long iter, long* start);
 
 #endif  // ZSSEG_COORDINATOR_H

@@ -156,8 +156,8 @@ static void save_checkpoint(const RunContext* r, const CagNet* m, const Coordina
     if (st.iter >= co->total) st.iter_in_stage = co->iters[s];
     st.stage = s;
     st.mixed_pos = st.iter_in_stage % (2 * co->interval);
-    int here = 0;
-    st.st_round = st.iter < co->total ? coord_round_of(co, st.iter, &here) : -1;
+    long round_start = 0;
+    st.st_round = st.iter < co->total ? coord_round_of(co, st.iter, &round_start) : -1;
     if (st.st_round >= 0 && !config_get_bool(r->cfg, "selftrain.online"))
         st_round_path(r->out_dir, st.st_round, st.st_file, sizeof st.st_file);
     LoaderState ls = loader_get_state(loader);

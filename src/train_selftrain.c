@@ -57,8 +57,8 @@ int selftrain_before(SelfTrain* s, RunContext* r, CagNet* m, DeviceRun* dv, cons
     const char* key = batch_key(co, stage);
     if (config_get_int(r->cfg, key) != s->batch)
         switch_batch(s, r, m, dv, train, loader, B_local, key);
-    int here = 0;
-    int round = s->online ? -1 : coord_round_of(co, iter, &here);
+    long start = -1;
+    int round = s->online ? -1 : coord_round_of(co, iter, &start);
     if (round == s->round) return 0;
     loader_set_pseudo(*loader, NULL);
     st_store_free(&s->store);
@@ -66,11 +66,15 @@ int selftrain_before(SelfTrain* s, RunContext* r, CagNet* m, DeviceRun* dv, cons
     if (round < 0) return 0;
     char path[4096];
     st_round_path(r->out_dir, round, path, sizeof path);
-    if (!here) {
+    if (iter != start) {
         int warp = config_get_int(r->cfg, "data.warp_size"), Hf, Wf;
         backbone_feature_size(&m->bb, warp, warp, &Hf, &Wf);
         char* err = st_store_read(&s->store, path, train->n, Hf, Wf,
                                   (const char* const*)train->ids);
+        if (!err && s->store.iteration != start)  // stage lengths changed on resume
+            err = strf("%s was labelled before iteration %ld, but this run's round %d starts at "
+                       "%ld (schedule changed)",
+                       path, s->store.iteration, round, start);
         // every rank must take the same branch (labelling is collective), so
         // one rank's failed read sends all of them to label again
         uint32_t failed = dist_agree_flags(&r->d, err ? (r->d.rank == 0 ? 1u : 2u) : 0u);

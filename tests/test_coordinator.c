@@ -60,13 +60,14 @@ static void test_rounds(void) {
                          "st_iters = 5; st_mixed_iters = 4; mixed_interval = 1; };"
                          "selftrain = { rounds = 2; };");
     const int round[12] = {-1, -1, -1, 0, 0, 1, 1, 1, 2, 2, 3, 3};
-    const int starts[12] = {0, 0, 0, 1, 0, 1, 0, 0, 1, 0, 1, 0};
+    const long starts[12] = {-1, -1, -1, 3, 3, 5, 5, 5, 8, 8, 10, 10};
     const int kind[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1};
     for (long i = 0; i < 12; i++) {
-        int here = -1;
-        int r = coord_round_of(&c, i, &here);
-        CHECK(r == round[i] && here == starts[i], "iteration %ld: round %d starts %d, want %d %d",
-              i, r, here, round[i], starts[i]);
+        long start = 0;
+        int r = coord_round_of(&c, i, &start);
+        CHECK(r == round[i] && start == starts[i],
+              "iteration %ld: round %d starts at %ld, want %d %ld", i, r, start, round[i],
+              starts[i]);
         ControlRecord rec = coord_decide(&c, i, 0);
         CHECK(rec.kind == kind[i], "iteration %ld: kind %d, want %d", i, rec.kind, kind[i]);
     }
@@ -75,9 +76,9 @@ static void test_rounds(void) {
     // more rounds than iterations: rounds that would be empty (0, 1 at
     // iteration 0; 3 at iteration 1) never run, the last one of each start does
     c = make("schedule = { stages = [\"st\"]; st_iters = 2; }; selftrain = { rounds = 5; };");
-    int here = 0;
-    CHECK(coord_round_of(&c, 0, &here) == 2 && here, "iteration 0 starts round 2");
-    CHECK(coord_round_of(&c, 1, &here) == 4 && here, "iteration 1 starts round 4");
+    long start = 0;
+    CHECK(coord_round_of(&c, 0, &start) == 2 && start == 0, "iteration 0 starts round 2");
+    CHECK(coord_round_of(&c, 1, &start) == 4 && start == 1, "iteration 1 starts round 4");
 }
 
 int main(void) {

@@ -17,8 +17,9 @@
 #     10 (it stops while labelling round 1), 14 (the st -> st_mixed boundary,
 #     round 2's labelling) and 15 (inside st_mixed): each resumed run's
 #     losses and final parameters are bitwise those of the straight run
-#   - a damaged round file met on resume inside its round: a warning, the
-#     round is labelled again, training completes
+#   - a damaged round file, or one labelled for another start (st made
+#     longer on resume), met inside its round: a warning, the round is
+#     labelled again, training completes
 #   - the round file unreadable on rank 1 only (an LD_PRELOAD access()
 #     shim): every rank labels it again (no rank trains while another
 #     labels), both ranks say why, training completes
@@ -97,6 +98,16 @@ train 2 "$dir" || { cat "$dir.log"; fail "resume with a damaged round file"; }
 grep -q "labelling round 1 again" "$dir.log" || { cat "$dir.log"; fail "no warning for the damaged round"; }
 [ -f "$dir/DONE" ] || fail "damaged case did not finish"
 echo "== damaged round file: warned, relabelled, finished"
+
+# a longer st stage on resume moves round 1's start from 10 to 11: the file
+# labelled before 10 is not that round's, so it is labelled again
+dir="$work/moved"
+ZSSEG_FAULT_AT="12:0:15" train 2 "$dir" || fail "SIGTERM run (moved case)"
+train 2 "$dir" --set schedule.st_iters=10 || { cat "$dir.log"; fail "resume with a longer st"; }
+grep -q "was labelled before iteration 10, but this run's round 1 starts at 11" "$dir.log" ||
+  { cat "$dir.log"; fail "no warning for a round whose start moved"; }
+[ -f "$dir/DONE" ] || fail "moved case did not finish"
+echo "== round start moved by a schedule change: warned, relabelled, finished"
 
 dir="$work/hidden"
 cat > "$work/hide_round.c" <<'EOF_C'
