@@ -12,12 +12,9 @@
 #                                            within 0.01 (exit 77 with fewer than NP GPUs)
 set -euo pipefail
 mode=$1 zsseg=$2 work=$3 np=${4:-1}
-src=$(cd "$(dirname "$0")/.." && pwd)
 gpus=$( (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU' || true)
-rm -rf "$work" && mkdir -p "$work"
-cd "$src"
-source tests/tiny_data.sh
-tiny_data "$zsseg" "$work/data"
+source "$(dirname "$0")/tiny_data.sh"
+tiny_setup "$zsseg" "$work"
 common=("${TINY_DATA[@]}" --set data.batch_size=4 --set schedule.step1_iters=10
         --set schedule.mixed_iters=10 --set schedule.mixed_interval=5 --set log.every=1
         --set model.msc=true --set "model.msc_scales=[0.75]" --set 'loss.content="mmd"'

@@ -6,11 +6,8 @@
 # usage: train_equiv.sh ZSSEG H5_COMPARE WORKDIR
 set -euo pipefail
 zsseg=$1 h5cmp=$2 work=$3
-src=$(cd "$(dirname "$0")/.." && pwd)
-rm -rf "$work" && mkdir -p "$work"
-cd "$src"
-source tests/tiny_data.sh
-tiny_data "$zsseg" "$work/data"
+source "$(dirname "$0")/tiny_data.sh"
+tiny_setup "$zsseg" "$work"
 common=("${TINY_DATA[@]}"
         --set data.batch_size=6 --set schedule.step1_iters=20 --set schedule.mixed_iters=40
         --set schedule.mixed_interval=20 --set log.every=1 --set dist.check_every=10

@@ -16,11 +16,8 @@
 # usage: train_resume.sh ZSSEG H5_COMPARE WORKDIR
 set -euo pipefail
 zsseg=$1 h5cmp=$2 work=$3
-src=$(cd "$(dirname "$0")/.." && pwd)
-rm -rf "$work" && mkdir -p "$work"
-cd "$src"
-source tests/tiny_data.sh
-tiny_data "$zsseg" "$work/data"
+source "$(dirname "$0")/tiny_data.sh"
+tiny_setup "$zsseg" "$work"
 base=(-c configs/tiny_test.cfg "${TINY_DATA[@]}" --set data.batch_size=6
       --set schedule.step1_iters=8 --set schedule.mixed_iters=16 --set schedule.mixed_interval=4
       --set checkpoint.every=2 --set checkpoint.keep=3 --set log.every=1 --set dist.check_every=4)

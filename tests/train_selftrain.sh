@@ -27,11 +27,8 @@
 # usage: train_selftrain.sh ZSSEG H5_COMPARE WORKDIR
 set -euo pipefail
 zsseg=$1 h5cmp=$2 work=$3
-src=$(cd "$(dirname "$0")/.." && pwd)
-rm -rf "$work" && mkdir -p "$work"
-cd "$src"
-source tests/tiny_data.sh
-tiny_data "$zsseg" "$work/data"
+source "$(dirname "$0")/tiny_data.sh"
+tiny_setup "$zsseg" "$work"
 base=(-c configs/tiny_test.cfg "${TINY_DATA[@]}" --set data.batch_size=6
       --set 'schedule.stages=["step1","st","st_mixed"]' --set schedule.step1_iters=6
       --set schedule.st_iters=8 --set schedule.st_mixed_iters=4 --set schedule.mixed_interval=1

@@ -7,11 +7,8 @@
 # usage: train_trace.sh ZSSEG WORKDIR
 set -euo pipefail
 zsseg=$1 work=$2
-src=$(cd "$(dirname "$0")/.." && pwd)
-rm -rf "$work" && mkdir -p "$work"
-cd "$src"
-source tests/tiny_data.sh
-tiny_data "$zsseg" "$work/data"
+source "$(dirname "$0")/tiny_data.sh"
+tiny_setup "$zsseg" "$work"
 set_data=("${TINY_DATA[@]}"
           --set "run.out_dir=\"$work/run\"")
 mpirun --oversubscribe -np 2 "$zsseg" train -c configs/tiny_test.cfg "${set_data[@]}" \
