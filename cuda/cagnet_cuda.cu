@@ -5,14 +5,11 @@
 #include <string.h>
 
 #include "device_model.h"
+#include "map.cuh"
 extern "C" {
 #include "loss.h"
 #include "resize.h"
 }
-
-#define DC_ID_REAL 100
-#define DC_ID_FAKE 101
-#define DC_ID_MSC 102  // + output index j (scales 1.., then x_max)
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
@@ -23,14 +20,14 @@ static uint8_t* dalloc_u8(DeviceModel* g, size_t n) {
     return (uint8_t*)device_arena_alloc(g->arena, n ? n : 1);
 }
 
-__global__ void scale_kernel(float* x, float s, size_t n) {
-    size_t step = (size_t)gridDim.x * blockDim.x;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) x[i] *= s;
-}
+struct Scale {
+    float* x;
+    float s;
+    __device__ void operator()(size_t i) const { x[i] *= s; }
+};
+// x *= s, as cagnet.c's ce_output scales its CE gradient
 static void scale_cuda(CudaContext* ctx, float* x, float s, size_t n) {
-    if (n == 0) return;
-    scale_kernel<<<cuda_grid(n), CUDA_BLOCK, 0, ctx->stream>>>(x, s, n);
-    cudaCheckLaunch();
+    launch_map(ctx, Scale{x, s}, n);
 }
 
 // ---------------------------------------------------------------- build

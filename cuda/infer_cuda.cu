@@ -5,8 +5,6 @@
 
 #include "device_model.h"
 
-#define INFER_DC_LAYER 100  // infer.c's dropout layer id (no dropout in eval mode anyway)
-
 static float* falloc(DeviceArena* a, size_t n) {
     return (float*)device_arena_alloc(a, (n ? n : 1) * sizeof(float));
 }
@@ -87,7 +85,7 @@ void device_infer(DeviceModel* g, const CagNet* m, const float* img, int n, int 
                               (size_t)B * a->D * a->Hf * a->Wf);
         x = a->x_max;
     }
-    dc_forward_cuda(ctx, &m->dc, g->params, &a->dc, x, INFER_DC_LAYER, &eval, a->ws);
+    dc_forward_cuda(ctx, &m->dc, g->params, &a->dc, x, DC_ID_REAL, &eval, a->ws);
     cuda_memcpy_d2h(logits, a->dc.cls, (size_t)B * m->K * a->Hf * a->Wf * sizeof(float));
 }
 

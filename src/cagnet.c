@@ -11,10 +11,6 @@
 #include "schedule.h"
 #include "tensor_ops.h"
 
-#define DC_ID_REAL 100
-#define DC_ID_FAKE 101
-#define DC_ID_MSC 102  // + output index j (scales 1.., then x_max)
-
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 static float* falloc(size_t n) { return callocCheck(n ? n : 1, sizeof(float)); }
 

@@ -30,6 +30,12 @@
 
 #define CAGNET_MAX_SCALES 4  // 1.0 plus up to three model.msc_scales
 
+// D/C dropout layer ids of the forward calls (contract §4): real features
+// (and step2, and inference), generated ones, MSC output j at DC_ID_MSC + j.
+#define DC_ID_REAL 100
+#define DC_ID_FAKE 101
+#define DC_ID_MSC 102  // + output index j (scales 1.., then x_max)
+
 // Loss values of one step1 (components unweighted; L_* weighted sums).
 typedef struct {
     float d_gan_real, d_gan_fake, d_ce_real, d_ce_fake, e_ce, kl, g_gan, g_content;

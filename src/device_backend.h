@@ -7,7 +7,7 @@
 // A DeviceModel is the device-resident copy of a host CagNet: parameters,
 // gradients, optimizer state and activations live on the GPU; the host CagNet
 // keeps the settings, the parameter table and (after device_download) the
-// values that checkpoints and evaluation read.
+// values that checkpoints and the divergence check read.
 #ifndef ZSSEG_DEVICE_BACKEND_H
 #define ZSSEG_DEVICE_BACKEND_H
 
@@ -64,8 +64,8 @@ typedef struct {
     // the size changes) in their own device allocation.
     void (*infer)(DeviceModel* g, const CagNet* m, const float* img, int n, int B, int H, int W,
                   float* logits);
-    // Device -> host m (parameters and optimizer state): before checkpoints,
-    // evaluation and the divergence check read them.
+    // Device -> host m (parameters and optimizer state): before checkpoints
+    // and the divergence check read them (evaluation runs on the device).
     void (*download)(DeviceModel* g, CagNet* m);
     void (*model_destroy)(DeviceModel* g);
 } DeviceBackend;

@@ -11,9 +11,6 @@
 #include "resize.h"
 #include "tensor_ops.h"
 
-// C's dropout layer id; with training = 0 nothing is drawn, so any id works.
-#define INFER_DC_LAYER 100
-
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 static float* falloc(size_t n) { return callocCheck(n ? n : 1, sizeof(float)); }
 
@@ -116,7 +113,7 @@ const float* cag_infer_forward(CagInfer* a, const CagNet* m, const float* img, i
         max_fuse_forward(a->x_max, a->which, ins, a->n_scales, (size_t)B * a->D * a->Hf * a->Wf);
         x = a->x_max;
     }
-    dc_forward(&m->dc, m->params, &a->dc, x, INFER_DC_LAYER, &eval, a->ws);
+    dc_forward(&m->dc, m->params, &a->dc, x, DC_ID_REAL, &eval, a->ws);
     return a->dc.cls;
 }
 

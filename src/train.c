@@ -318,7 +318,7 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
         ControlRecord rec = train_iteration(&ts, &m, iter);
         StageKind stage = co.kind[rec.stage];
         int check = check_every > 0 && (iter + 1) % check_every == 0;
-        if (check || rec.evaluate || rec.checkpoint) device_run_download(&dv, &m);
+        if (check || rec.checkpoint) device_run_download(&dv, &m);  // eval runs on the device
         if (check) dist_check_params(&r.d, m.params, m.pt.total, iter);
         if (trace) fprintf(trace, "%ld %s %s\n", iter, coord_stage_name(stage),
                            coord_kind_name((StepKind)rec.kind));

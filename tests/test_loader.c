@@ -95,37 +95,50 @@ static void batch_append(uint8_t** log, size_t* len, const LoaderBatch* b) {
     *len += img + lbl + idx + w;
 }
 
+// The dataset sample behind slot j of b (a failed check when unreadable).
+static int read_slot(const Fixture* f, const LoaderBatch* b, int j, DatasetSample* s) {
+    char err[1024];
+    if (dataset_read(&f->train, b->index[j], s, err, sizeof err) == SAMPLE_OK) return 0;
+    CHECK(0, "slot %d: sample %d unreadable: %s", j, b->index[j], err);
+    return -1;
+}
+
+// s transformed by hand with key (SEED, epoch, position), labels remapped
+// with the training table.
+static void transform_by_hand(const Fixture* f, const TransformConfig* tc, const DatasetSample* s,
+                              long epoch, long position,
+                              float* img,     // (3, crop, crop)
+                              uint8_t* lbl) { // (crop, crop)
+    size_t bytes = transform_scratch_bytes(tc, s->W);
+    void* scratch = malloc(bytes);
+    transform_train(tc, s->rgb, s->label, s->H, s->W, SEED, (uint64_t)epoch, (uint64_t)position,
+                    img, lbl, scratch, bytes);
+    label_remap(lbl, (size_t)tc->crop * tc->crop, f->cs.train_map);
+    free(scratch);
+}
+
 // Slot j of b equals the dataset sample transformed by hand with key
 // (SEED, b->epoch, position) and remapped with the training table.
 static void check_slot_by_hand(const Fixture* f, const LoaderBatch* b, int j, long position) {
     TransformConfig tc;
     transform_config_from(&tc, f->cfg);
     DatasetSample s;
-    char err[1024];
-    if (dataset_read(&f->train, b->index[j], &s, err, sizeof err) != SAMPLE_OK) {
-        CHECK(0, "slot %d: sample %d unreadable: %s", j, b->index[j], err);
-        return;
-    }
-    size_t plane = (size_t)tc.crop * tc.crop, bytes = transform_scratch_bytes(&tc, s.W);
+    if (read_slot(f, b, j, &s)) return;
+    size_t plane = (size_t)tc.crop * tc.crop;
     float* img = (float*)malloc(3 * plane * sizeof(float));
     uint8_t* lbl = (uint8_t*)malloc(plane);
-    void* scratch = malloc(bytes);
-    transform_train(&tc, s.rgb, s.label, s.H, s.W, SEED, (uint64_t)b->epoch, (uint64_t)position,
-                    img, lbl, scratch, bytes);
-    label_remap(lbl, plane, f->cs.train_map);
+    transform_by_hand(f, &tc, &s, b->epoch, position, img, lbl);
     CHECK(memcmp(img, b->images + j * 3 * plane, 3 * plane * sizeof(float)) == 0,
           "slot %d (epoch %ld, position %ld): image differs from transform_train by hand", j,
           b->epoch, position);
     CHECK(memcmp(lbl, b->labels + j * plane, plane) == 0,
           "slot %d: labels differ from transform_train + train_map by hand", j);
     // the key matters: the neighbouring position's draws give another sample
-    transform_train(&tc, s.rgb, s.label, s.H, s.W, SEED, (uint64_t)b->epoch,
-                    (uint64_t)position + 1, img, lbl, scratch, bytes);
+    transform_by_hand(f, &tc, &s, b->epoch, position + 1, img, lbl);
     CHECK(memcmp(img, b->images + j * 3 * plane, 3 * plane * sizeof(float)) != 0,
           "slot %d: position + 1 gives the same image", j);
     free(img);
     free(lbl);
-    free(scratch);
     dataset_sample_free(&s);
 }
 
@@ -451,19 +464,12 @@ static void check_pseudo_slot(const Fixture* f, const LoaderBatch* b, int j, con
     TransformConfig tc;
     transform_config_from(&tc, f->cfg);
     DatasetSample s;
-    char err[1024];
-    if (dataset_read(&f->train, b->index[j], &s, err, sizeof err) != SAMPLE_OK) {
-        CHECK(0, "slot %d: sample %d unreadable: %s", j, b->index[j], err);
-        return;
-    }
+    if (read_slot(f, b, j, &s)) return;
     int n = tc.crop, w = tc.warp, i = b->index[j];
-    size_t plane = (size_t)n * n, bytes = transform_scratch_bytes(&tc, s.W);
+    size_t plane = (size_t)n * n;
     float* img = (float*)malloc(3 * plane * sizeof(float));
     uint8_t* gt = (uint8_t*)malloc(plane);
-    void* scratch = malloc(bytes);
-    transform_train(&tc, s.rgb, s.label, s.H, s.W, SEED, (uint64_t)b->epoch,
-                    (uint64_t)b->position[j], img, gt, scratch, bytes);
-    label_remap(gt, plane, f->cs.train_map);
+    transform_by_hand(f, &tc, &s, b->epoch, b->position[j], img, gt);
     TransformDraw d;
     transform_draw(&tc, SEED, (uint64_t)b->epoch, (uint64_t)b->position[j], &d);
     CHECK(memcmp(img, b->images + j * 3 * plane, 3 * plane * sizeof(float)) == 0,
@@ -499,7 +505,6 @@ static void check_pseudo_slot(const Fixture* f, const LoaderBatch* b, int j, con
           j, i, b->position[j], bad);
     free(img);
     free(gt);
-    free(scratch);
     dataset_sample_free(&s);
 }
 
