@@ -43,3 +43,13 @@ add_test(NAME train_selftrain
                  $<TARGET_FILE:h5_compare> ${CMAKE_CURRENT_BINARY_DIR}/train_selftrain)
 set_tests_properties(train_selftrain PROPERTIES LABELS "train;mpi" TIMEOUT 600
                      ENVIRONMENT "${ZSSEG_TEST_ENV}")
+
+# SIGKILL of rank 0 before and after each rename/fsync/unlink of a tiny run
+# (tests/fault/kill_shim.c preloaded), then --resume auto: exit 0, DONE,
+# model.h5 and model_<stage>.h5 bitwise, ckpt verify (issue 13).
+add_test(NAME train_killpoints
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/train_killpoints.sh $<TARGET_FILE:zsseg>
+                 $<TARGET_FILE:h5_compare> $<TARGET_FILE:kill_shim>
+                 ${CMAKE_CURRENT_BINARY_DIR}/train_killpoints)
+set_tests_properties(train_killpoints PROPERTIES LABELS "train;mpi" TIMEOUT 600
+                     ENVIRONMENT "${ZSSEG_TEST_ENV}")
