@@ -133,6 +133,7 @@ char* strf(const char* fmt, ...) {
 }
 
 FILE* fopen_check(const char* path, const char* mode, const char* file, int line) {
+    if (mode[0] == 'r') file_check_regular(path, file, line);
     FILE* fp = fopen(path, mode);
     if (!fp)
         zs_failf(file, line,
@@ -253,4 +254,54 @@ void double_text_shortest(char* out, size_t cap, double v) {
         snprintf(out, cap, "%.*g", p, v);
         if (strtod(out, NULL) == v) return;
     }
+}
+
+// ---------------------------------------------------------------- input and log files
+// A FIFO or device blocks a reader forever and a directory sizes as 2^63
+// bytes, so readers ask first and the user hears which path is wrong.
+static const char* file_kind(mode_t m) {
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "a special file";
+}
+
+static char* file_regular_problem(const char* path) {
+    struct stat st;
+    // a missing file: the caller's open says so
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) return NULL;
+    return strf("'%s' is %s, not a regular file", path, file_kind(st.st_mode));
+}
+
+char* file_readable_problem(const char* path, const char* what) {
+    if (access(path, R_OK) != 0)
+        return strf("cannot read %s '%s': %s", what, path, strerror(errno));
+    return file_regular_problem(path);
+}
+
+void file_check_regular(const char* path, const char* file, int line) {
+    char* why = file_regular_problem(path);
+    if (why) zs_failf(file, line, FILE_REGULAR_HINT, "%s", why);
+}
+
+FILE* file_open_append_nofollow(const char* path) {
+    // O_NONBLOCK: a FIFO planted at PATH fails (ENXIO) or is caught below instead of blocking
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ELOOP)
+        ZS_FAIL("remove the link (the run directory's logs must be its own files) or choose "
+                "another run.out_dir",
+                "'%s' is a symbolic link: logs are not appended through links", path);
+    if (fd < 0 && errno == ENXIO)
+        ZS_FAIL(FILE_REGULAR_HINT, "'%s' is a FIFO, not a regular file", path);
+    if (fd < 0)
+        ZS_FAIL("check that the directory exists and is writable",
+                "cannot open file '%s' for appending: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        ZS_FAIL(FILE_REGULAR_HINT, "'%s' is %s, not a regular file", path, file_kind(st.st_mode));
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE* fp = fdopen(fd, "ab");
+    if (!fp) ZS_FAIL("free some memory", "fdopen '%s': %s", path, strerror(errno));
+    return fp;
 }

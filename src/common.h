@@ -61,6 +61,22 @@ void fclose_check(FILE* fp, const char* path, const char* file, int line);
 #define fwriteCheck(ptr, size, n, fp, path) fwrite_check((ptr), (size), (n), (fp), (path), __FILE__, __LINE__)
 #define fcloseCheck(fp, path) fclose_check((fp), (path), __FILE__, __LINE__)
 
+// Inputs must be regular files: a FIFO or device would block the reader forever,
+// a directory reads as garbage. file_readable_problem: NULL when PATH is a
+// readable regular file, else "cannot read WHAT 'PATH': <errno text>" or "'PATH'
+// is a FIFO, not a regular file" (caller frees) — for readers that report
+// errors themselves (HDF5 files, images, configs). file_check_regular: fatal
+// unless PATH is a regular file or missing (the open reports that); fopen_check
+// does it for every read mode.
+char* file_readable_problem(const char* path, const char* what);
+void file_check_regular(const char* path, const char* file, int line);
+#define fileCheckRegular(path) file_check_regular((path), __FILE__, __LINE__)
+#define FILE_REGULAR_HINT \
+    "give the path of a regular file: a FIFO, device or directory cannot be read as one"
+// Append-only logs of a run directory: never through a symbolic link (it could
+// point anywhere) nor into a FIFO; created 0644 if missing. Fatal on refusal.
+FILE* file_open_append_nofollow(const char* path);
+
 // Whole file into a NUL-terminated heap buffer (length in *len if non-NULL).
 char* file_read_all(const char* path, size_t* len);
 // Write a file atomically: PATH.tmp, fsync, rename over PATH, fsync the directory.

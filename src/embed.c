@@ -272,9 +272,8 @@ static hid_t open_dataset(hid_t file, const char* name, H5T_class_t cls, int ndi
 }
 
 void embedding_read_h5(ClassEmbedding* e, const char* path) {
-    if (access(path, R_OK) != 0)
-        ZS_FAIL(EMBED_FILE_HINT, "cannot read class embedding file '%s': %s", path,
-                strerror(errno));
+    char* bad = file_readable_problem(path, "class embedding file");
+    if (bad) ZS_FAIL(EMBED_FILE_HINT, "%s", bad);
     H5Quiet quiet = h5_quiet();  // the messages below say more than HDF5's stack
     htri_t is = H5Fis_hdf5(path);
     hid_t file = is > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;

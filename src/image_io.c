@@ -27,6 +27,12 @@ static int fail(char* err, size_t errlen, const char* fmt, ...) {
 
 // Whole file into memory; nonzero with a message on any failure.
 static int slurp(const char* path, uint8_t** buf, size_t* len, char* err, size_t errlen) {
+    char* bad = file_readable_problem(path, "image");
+    if (bad) {
+        fail(err, errlen, "%s", bad);
+        free(bad);
+        return 1;
+    }
     FILE* fp = fopen(path, "rb");
     if (!fp) return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     long n = -1;

@@ -51,7 +51,7 @@ struct MetricsLog {
 
 MetricsLog* metrics_log_open(const char* path) {
     MetricsLog* log = (MetricsLog*)callocCheck(1, sizeof *log);
-    log->fp = fopenCheck(path, "ab");
+    log->fp = file_open_append_nofollow(path);  // never through a link out of the run dir
     log->path = strdup(path);
     if (!log->path) ZS_FAIL("free some memory", "strdup failed");
     return log;

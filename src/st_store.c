@@ -214,10 +214,9 @@ static char* read_open(StStore* s, hid_t file, const char* path, const char* con
 char* st_store_read(StStore* s, const char* path, int n, int H, int W,
                     const char* const* ids) {
     memset(s, 0, sizeof *s);
-    if (access(path, R_OK) != 0)
-        return strf("cannot read self-training round '%s': %s", path, strerror(errno));
+    char* err = file_readable_problem(path, "self-training round");
+    if (err) return err;
     H5Quiet q = h5_quiet();
-    char* err = NULL;
     hid_t file = -1;
     if (H5Fis_hdf5(path) <= 0) {
         err = strf("'%s' is not an HDF5 file", path);

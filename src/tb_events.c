@@ -98,7 +98,7 @@ TbWriter* tb_open(const char* dir) {
                          (long long)time(NULL), host) >= sizeof w->path)
         ZS_FAIL("use a shorter run directory", "path too long: '%s'", dir);
     // append: a restart within the same second continues the same valid file
-    w->fp = fopenCheck(w->path, "ab");
+    w->fp = file_open_append_nofollow(w->path);
     static const char version[] = "brain.Event:2";
     uint8_t* p = w->buf;
     *p++ = 1 << 3 | 1;  // wall_time, 64-bit

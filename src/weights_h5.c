@@ -81,9 +81,11 @@ void weights_save_h5(const char* path, const ParamTable* pt, const float* params
 
 // ---------------------------------------------------------------- reading
 hid_t weights_open_h5(const char* path) {
-    if (access(path, R_OK) != 0)
-        ZS_FAIL("check the path (model.pretrained, --ckpt or the command line)",
-                "cannot read weights file '%s': %s", path, strerror(errno));
+    char* bad = file_readable_problem(path, "weights file");
+    if (bad)
+        ZS_FAIL("check the path (model.pretrained, --ckpt or the command line): it must be a "
+                "regular, readable HDF5 file",
+                "%s", bad);
     H5Quiet q = h5_quiet();
     htri_t is = H5Fis_hdf5(path);
     hid_t file = is > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
