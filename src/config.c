@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <libgen.h>
@@ -530,9 +531,131 @@ static void add_error(Buf* errs, char* msg) {
     free(msg);
 }
 
+// ---------------------------------------------------------------- wide integer literals
+// libconfig 1.5 keeps an unsuffixed integer literal in an int and wraps what
+// does not fit, silently (batch_size = 4294967306 reads as 10, 0x1FFFFFFFF as
+// -1). The literals of a setting's value are read again from its source text.
+
+// Source text of the file settings come from: the in-memory text, or the file
+// (read once per load; @include switches files).
+typedef struct {
+    const char* mem;  // config_load_string's text (settings with no source file), else NULL
+    char* file;
+    char* text;
+} SrcText;
+
+static const char* src_text(SrcText* st, const config_setting_t* s, const char* file) {
+    if (st->mem && !config_setting_source_file(s)) return st->mem;
+    if (!st->file || strcmp(st->file, file) != 0) {
+        free(st->file);
+        free(st->text);
+        st->file = str_dup(file);
+        st->text = file_read_all(file, NULL);  // libconfig has just read it
+    }
+    return st->text;
+}
+
+static int is_ident(char c) {
+    return isalnum((unsigned char)c) || c == '_' || c == '-' || c == '*';
+}
+
+// Past white space and comments (#, //, /* */).
+static const char* skip_blank(const char* p) {
+    for (;;) {
+        while (isspace((unsigned char)*p)) p++;
+        const char* close = p[0] == '/' && p[1] == '*' ? strstr(p + 2, "*/") : NULL;
+        if (*p == '#' || (p[0] == '/' && p[1] == '/')) p += strcspn(p, "\n");
+        else if (p[0] == '/' && p[1] == '*') p = close ? close + 2 : p + strlen(p);
+        else return p;
+    }
+}
+
+// The first integer literal of the value of `name` (on line `line` of text)
+// that does not fit an int: its start, length in *len; NULL if none. Floats,
+// strings and L-suffixed (64-bit) literals are passed over; lists may span lines.
+static const char* wide_literal(const char* text, int line, const char* name, int* len) {
+    const char* p = text;
+    for (int l = 1; l < line && (p = strchr(p, '\n')) != NULL; l++) p++;
+    size_t nl = strlen(name);
+    for (; p; p++) {  // "name" then = or :
+        if (!(p = strstr(p, name))) return NULL;
+        const char* q = p + nl;
+        while (*q == ' ' || *q == '\t') q++;
+        if ((p == text || !is_ident(p[-1])) && !is_ident(p[nl]) && (*q == '=' || *q == ':')) {
+            p = q + 1;
+            break;
+        }
+    }
+    for (int depth = 0; p;) {  // a scalar: one token; a list: up to its closing bracket
+        p = skip_blank(p);
+        const char* q = p + (*p == '-' || *p == '+');
+        if (*p == '[' || *p == '(') {
+            depth++, p++;
+        } else if ((*p == ']' || *p == ')') && depth > 1) {
+            depth--, p++;
+        } else if (*p == '"' && depth > 0) {
+            for (p++; *p && *p != '"'; p++) p += *p == '\\' && p[1];
+            p += *p == '"';
+        } else if (isdigit((unsigned char)*q)) {
+            int hex = q[0] == '0' && (q[1] == 'x' || q[1] == 'X');
+            char* end = NULL;
+            errno = 0;
+            unsigned long long v = strtoull(q, &end, hex ? 16 : 10);
+            int wide = errno == ERANGE || v > (*p == '-' ? 2147483648ull : 2147483647ull);
+            int is_float = !hex && (*end == '.' || *end == 'e' || *end == 'E');
+            int plain = *end != 'L' && *end != 'l' && !is_float;
+            if (wide && plain) {
+                *len = (int)(end - p);
+                return p;
+            }
+            if (depth == 0) return NULL;
+            for (p = end; is_ident(*p) || *p == '.' ||
+                          ((*p == '-' || *p == '+') && (p[-1] == 'e' || p[-1] == 'E'));)
+                p++;  // the rest of a float (1.5e-3)
+        } else if (depth > 0 && *p && *p != ']' && *p != ')' && *p != '{' && *p != '}') {
+            p++;  // a comma, a word (true) or a stray character inside the list
+        } else {
+            return NULL;  // the end of the value
+        }
+    }
+    return NULL;
+}
+
+// Whether libconfig holds s (or an element of it) as a plain int.
+static int holds_int(const config_setting_t* s) {
+    int t = config_setting_type(s);
+    if (t == CONFIG_TYPE_INT) return 1;
+    if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) return 0;
+    for (int k = 0; k < config_setting_length(s); k++)
+        if (config_setting_type(config_setting_get_elem(s, (unsigned)k)) == CONFIG_TYPE_INT)
+            return 1;
+    return 0;
+}
+
+// "KEY at FILE:LINE: VALUE is out of range [min, max]" when the value of s has
+// an integer literal libconfig wrapped; NULL otherwise.
+static char* wide_problem(SrcText* st, const config_setting_t* s, const char* file,
+                          const char* full, const CfgSpec* sp) {
+    if (!holds_int(s)) return NULL;
+    int len = 0, line = config_setting_source_line(s);
+    const char* lit = wide_literal(src_text(st, s, file), line, config_setting_name(s), &len);
+    if (!lit) return NULL;
+    Buf range = {0};
+    if (sp && (elem_kind(sp->type) == KIND_INT || elem_kind(sp->type) == KIND_FLOAT))
+        buf_range(&range, sp);
+    else
+        buf_printf(&range, "[%d, %d]", INT_MIN, INT_MAX);
+    char* p = strf("%s at %s:%d: %.*s is out of range %s (write it as a number in that range; "
+                   "this libconfig wraps integers wider than 32 bits)",
+                   full, file, line, len, lit, range.p);
+    free(range.p);
+    return p;
+}
+
 // Every setting of a parsed file, checked against the schema. All problems are
 // reported, one per line, so a user can fix them in one pass.
-static char* load_settings(Config* cfg, config_t* lc, const char* name) {
+static char* load_settings(Config* cfg, config_t* lc, const char* name, const char* mem) {
+    SrcText st = {mem, NULL, NULL};
     Buf errs = {0};
     const config_setting_t* root = config_root_setting(lc);
     for (int gi = 0; gi < config_setting_length(root); gi++) {
@@ -558,7 +681,10 @@ static char* load_settings(Config* cfg, config_t* lc, const char* name) {
             char* full = strf("%s.%s", gname, config_setting_name(s));
             char* where = strf("%s:%d", sfile, config_setting_source_line(s));
             int idx = config_schema_find(full);
-            if (idx < 0) {
+            char* wide = wide_problem(&st, s, sfile, full, idx >= 0 ? &cfg_schema[idx] : NULL);
+            if (wide) {
+                add_error(&errs, wide);
+            } else if (idx < 0) {
                 add_error(&errs, strf("%s: unknown key '%s' (did you mean '%s'?)", where, full,
                                       suggest_key(full)));
             } else {
@@ -573,6 +699,8 @@ static char* load_settings(Config* cfg, config_t* lc, const char* name) {
             free(full);
         }
     }
+    free(st.file);
+    free(st.text);
     return errs.p;
 }
 
@@ -589,14 +717,14 @@ static char* syntax_error(const config_t* lc, const char* name) {
 }
 
 char* config_load_file(Config* cfg, const char* path) {
-    FILE* fp = fopen(path, "r");
-    if (!fp) return strf("cannot read config file '%s': %s", path, strerror(errno));
-    fclose(fp);
+    char* bad = file_readable_problem(path, "config file");
+    if (bad) return bad;
     config_t lc;
     config_init(&lc);
     char* dir_copy = str_dup(path);
     config_set_include_dir(&lc, dirname(dir_copy));  // @include paths are relative to the file
-    char* err = config_read_file(&lc, path) ? load_settings(cfg, &lc, path) : syntax_error(&lc, path);
+    char* err = config_read_file(&lc, path) ? load_settings(cfg, &lc, path, NULL)
+                                            : syntax_error(&lc, path);
     config_destroy(&lc);
     free(dir_copy);
     return err;
@@ -605,7 +733,8 @@ char* config_load_file(Config* cfg, const char* path) {
 char* config_load_string(Config* cfg, const char* text, const char* name) {
     config_t lc;
     config_init(&lc);
-    char* err = config_read_string(&lc, text) ? load_settings(cfg, &lc, name) : syntax_error(&lc, name);
+    char* err = config_read_string(&lc, text) ? load_settings(cfg, &lc, name, text)
+                                              : syntax_error(&lc, name);
     config_destroy(&lc);
     return err;
 }
@@ -633,8 +762,45 @@ char* config_apply_set(Config* cfg, const char* assignment) {
 
 static const CfgValue* value_of(const Config* cfg, const char* key, CfgType want, int want2);
 
+// run.out_dir as a system directory or $HOME itself: the run would write its
+// checkpoints and logs among the system's (or the user's) own files. Only the
+// directory itself is refused (/var/tmp/run is fine), as written (repeated and
+// trailing slashes dropped) and resolved when it exists ("/usr/..", a link).
+static int dir_is_system(const char* dir) {
+    static const char* const sys[] = {"/",    "/etc", "/usr", "/bin",  "/boot",  "/dev",
+                                      "/proc", "/sys", "/sbin", "/var", "/lib",   "/lib32",
+                                      "/lib64", "/libx32"};
+    for (size_t k = 0; k < sizeof sys / sizeof sys[0]; k++)
+        if (strcmp(dir, sys[k]) == 0) return 1;
+    const char* home = getenv("HOME");
+    char* home_real = home && *home ? realpath(home, NULL) : NULL;
+    int hit = home_real && strcmp(dir, home_real) == 0;
+    free(home_real);
+    return hit;
+}
+
+static int out_dir_is_system(const char* dir) {
+    char* d = str_dup(dir);
+    size_t n = 0;
+    for (const char* c = dir; *c; c++)
+        if (*c != '/' || n == 0 || d[n - 1] != '/') d[n++] = *c;
+    while (n > 1 && d[n - 1] == '/') n--;
+    d[n] = '\0';
+    char* real = realpath(dir, NULL);
+    int hit = dir_is_system(d) || (real && dir_is_system(real));
+    free(real);
+    free(d);
+    return hit;
+}
+
 char* config_validate(const Config* cfg) {
     Buf errs = {0};
+    const char* out_dir = config_get_string(cfg, "run.out_dir");
+    if (*out_dir && out_dir_is_system(out_dir))
+        add_error(&errs, strf("run.out_dir (%s) is '%s', a system or home directory: a run writes "
+                              "its checkpoints and logs there; give the run a directory of its "
+                              "own, e.g. run.out_dir = \"runs/NAME\"; or --run-dir runs/NAME",
+                              config_source(cfg, "run.out_dir"), out_dir));
     // Lists that pair up element by element.
     static const char* pairs[][2] = {{"model.gen_widths", "model.gen_dropouts"}};
     for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {

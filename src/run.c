@@ -52,6 +52,7 @@ void run_open(RunContext* r, const Config* cfg, const char* const* sets, int nse
         char* own = config_resolved_text(cfg);
         char* err = config_load_string(c, own, "resolved config");
         for (int i = 0; !err && i < nsets; i++) err = config_apply_set(c, sets[i]);
+        if (!err) err = config_validate(c);  // the sets (--run-dir) included
         if (err) ZS_FAIL("fix the option", "%s", err);
         text = config_resolved_text(c);
         free(own);

@@ -4,6 +4,7 @@
 // markdown reference.
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -254,6 +255,96 @@ static void test_file_errors(void) {
     config_free(cfg);
 }
 
+// libconfig 1.5 wraps integer literals wider than 32 bits (4294967306 -> 10):
+// each is refused with its key, file, line and range instead.
+static void test_wide_integers(void) {
+    EXPECT_ERROR("wide int",
+                 load_text_file("wide.cfg", "data = {\n  batch_size = 4294967306;\n};\n"),
+                 "data.batch_size at ", "wide.cfg:2: 4294967306 is out of range [1, 65536]");
+    EXPECT_ERROR("wide seed", load_text_file("wide2.cfg", "run = { seed = 4294967296; };\n"),
+                 "run.seed at ", "wide2.cfg:1: 4294967296 is out of range [0, 2147483647]");
+    EXPECT_ERROR("wide negative", load_text_file("wide3.cfg", "run = { seed = -4294967306; };\n"),
+                 "run.seed at ", "-4294967306 is out of range");
+    EXPECT_ERROR("wide hex", load_text_file("wide4.cfg", "run = { seed = 0x1FFFFFFFF; };\n"),
+                 "run.seed at ", "0x1FFFFFFFF is out of range");
+    EXPECT_ERROR("beyond 64 bits",
+                 load_text_file("wide5.cfg", "run = { seed = 99999999999999999999999; };\n"),
+                 "99999999999999999999999 is out of range");
+    EXPECT_ERROR("wide list element, second line",
+                 load_text_file("wide6.cfg", "model = { gen_widths = [8,\n  99999999999]; };\n"),
+                 "model.gen_widths at ", "wide6.cfg:1: 99999999999 is out of range [1, 65536]");
+    EXPECT_ERROR("wide int for a float key",
+                 load_text_file("wide7.cfg", "optim = {\n  lr = 4294967306;\n};\n"),
+                 "optim.lr at ", "wide7.cfg:2: 4294967306 is out of range");
+    // a wide value next to a small one on the same line: only the wide one is blamed
+    char* err =
+        load_text_file("wide8.cfg", "data = { batch_size = 8 }; run = { seed = 4294967296; };\n");
+    CHECK(contains(err, "run.seed at") && !contains(err, "data.batch_size"), "blame: %s", err);
+    free(err);
+    // the same keys with values that fit, with L-suffixed (int64) and float literals nearby
+    Config* cfg = config_new();
+    char* path = write_cfg("narrow.cfg",
+                           "data = { batch_size = 2147483647; }; # 4294967306 in a comment\n"
+                           "run = { seed = 0; threads = 1; };\noptim = { lr = 1e10; };\n");
+    err = config_load_file(cfg, path);
+    CHECK(err == NULL || !contains(err, "out of range [1"), "false alarm: %s", err);
+    free(err);
+    free(path);
+    err = config_load_string(cfg, "run = { seed = 4294967296; };", "mem");
+    CHECK(contains(err, "run.seed at mem:1: 4294967296 is out of range"), "in memory: %s", err);
+    free(err);
+    err = config_load_string(cfg, "run = { seed = 4294967296L; };", "mem");
+    CHECK(contains(err, "does not fit in an int"), "L suffix still refused as before: %s", err);
+    free(err);
+    config_free(cfg);
+}
+
+// A FIFO given as a config file would block libconfig's read forever; a
+// directory is not a file either.
+static void test_irregular_files(void) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/fifo.cfg", tmp_dir);
+    CHECK(mkfifo(path, 0644) == 0, "mkfifo %s", path);
+    Config* cfg = config_new();
+    char want[300];
+    snprintf(want, sizeof want, "'%s' is a FIFO, not a regular file", path);
+    EXPECT_ERROR("FIFO config", config_load_file(cfg, path), want);
+    snprintf(want, sizeof want, "'%s' is a directory, not a regular file", tmp_dir);
+    EXPECT_ERROR("directory config", config_load_file(cfg, tmp_dir), want);
+    config_free(cfg);
+}
+
+// run.out_dir as a system directory or $HOME itself is refused at validation.
+static void test_out_dir_system(void) {
+    const char* bad[] = {"/", "/etc", "/usr/", "/var", "/lib64", "/proc", "//usr//"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        Config* cfg = NULL;
+        char set[64];
+        snprintf(set, sizeof set, "run.out_dir=\"%s\"", bad[k]);
+        const char* sets[] = {set};
+        EXPECT_ERROR(set, config_resolve(&cfg, NULL, sets, 1), "run.out_dir (--set)",
+                     "a system or home directory", "runs/NAME");
+        CHECK(cfg == NULL, "%s accepted", set);
+    }
+    const char* home = getenv("HOME");
+    if (home && *home) {
+        Config* cfg = NULL;
+        char set[1200];
+        snprintf(set, sizeof set, "run.out_dir=\"%s\"", home);
+        const char* sets[] = {set};
+        EXPECT_ERROR("$HOME", config_resolve(&cfg, NULL, sets, 1), "a system or home directory");
+    }
+    const char* ok[] = {"run.out_dir=\"/var/tmp/zsseg-run\"", "run.out_dir=\"/library\"",
+                        "run.out_dir=\"runs/x\""};
+    for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++) {
+        Config* cfg = NULL;
+        char* err = config_resolve(&cfg, NULL, &ok[k], 1);
+        CHECK(err == NULL, "%s refused: %s", ok[k], err);
+        free(err);
+        config_free(cfg);
+    }
+}
+
 static void test_set(void) {
     Config* cfg = config_new();
     char* err;
@@ -467,6 +558,9 @@ int main(void) {
     test_valid_file();
     test_include();
     test_file_errors();
+    test_wide_integers();
+    test_irregular_files();
+    test_out_dir_system();
     test_set();
     test_validate_and_resolve();
     test_round_trip();
