@@ -1,6 +1,7 @@
 // `zsseg data check`: read every listed sample of both splits the way the
 // loader would, report each problem with its file, and print the class pixel
 // histogram. Runs on one process (OpenMP threads over the images).
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,41 @@ static char* check_sample(const Dataset* ds, int i, SplitStats* st) {
     return strdup(msg);
 }
 
+static int cmp_id(const void* a, const void* b) {
+    return strcmp(*(char* const*)a, *(char* const*)b);
+}
+
+// A split read from its label folder (no id list) never sees an image that
+// has no label: list the image folder and report each such image.
+static long check_unlabelled(const Dataset* ds, const char* name, const char* list) {
+    const char* id_tok = strstr(ds->layout->image_path, "{id}");
+    if (*list || !id_tok || ds->n == 0) return 0;  // an id list: missing labels fail to read
+    const char* suffix = id_tok + 4;
+    char* dir = strdup(ds->image_paths[0]);
+    char* label_dir = strdup(ds->label_paths[0]);
+    if (!dir || !label_dir) ZS_FAIL("free some memory", "strdup failed");
+    *strrchr(dir, '/') = '\0';  // layout paths are root/.../{id}SUFFIX
+    *strrchr(label_dir, '/') = '\0';
+    DIR* d = opendir(dir);
+    long missing = 0;
+    size_t ns = strlen(suffix);
+    for (struct dirent* e; d && (e = readdir(d)) != NULL;) {
+        size_t n = strlen(e->d_name);
+        if (e->d_name[0] == '.' || n <= ns || strcmp(e->d_name + n - ns, suffix) != 0) continue;
+        char* id = strndup(e->d_name, n - ns);
+        if (!bsearch(&id, ds->ids, (size_t)ds->n, sizeof(char*), cmp_id)) {
+            printf("problem: %s image '%s': '%s/%s' has no label file in '%s'\n", name, id, dir,
+                   e->d_name, label_dir);
+            missing++;
+        }
+        free(id);
+    }
+    if (d) closedir(d);
+    free(dir);
+    free(label_dir);
+    return missing;
+}
+
 static void check_split(const Dataset* ds, const char* name, SplitStats* total) {
     memset(total, 0, sizeof *total);
     char** msgs = (char**)callocCheck((size_t)ds->n, sizeof(char*));
@@ -130,12 +166,15 @@ int cmd_data(const CliArgs* args, const Config* cfg) {
     dataset_open(&test, cfg, &cs, DATASET_TEST);
     SplitStats tr, te;
     check_split(&train, "training", &tr);
+    long unlabelled =
+        check_unlabelled(&train, "training", config_get_string(cfg, "data.train_list"));
     check_split(&test, "test", &te);
+    unlabelled += check_unlabelled(&test, "test", config_get_string(cfg, "data.test_list"));
     print_histogram(&cs, &tr, &te);
-    long problems = tr.problems + te.problems;
-    printf("\nproblems: %ld of %d images (missing, unreadable or mismatched files, bad label "
-           "values)\n",
-           problems, train.n + test.n);
+    long problems = tr.problems + te.problems + unlabelled;
+    printf("\nproblems: %ld of %ld images (missing, unreadable or mismatched files, bad label "
+           "values, images without a label)\n",
+           problems, train.n + test.n + unlabelled);
     dataset_free(&train);
     dataset_free(&test);
     dataset_classes_free(&cs);

@@ -20,6 +20,7 @@
 static const uint8_t has_unseen[N_TRAIN] = {0, 1, 0, 0, 1, 0};
 static char dir[] = "/tmp/zsseg-test-dataset-XXXXXX";
 static char bad_dir[] = "/tmp/zsseg-test-dataset-bad-XXXXXX";
+static char unlabelled_dir[] = "/tmp/zsseg-test-dataset-unlabelled-XXXXXX";
 
 // Expected remapping of file value v: row of v in classes.tsv (8 v mod 21,
 // since row k holds 8 k mod 21 and 8 * 8 = 1 mod 21), ignore otherwise.
@@ -271,6 +272,29 @@ static void test_bad_samples(void) {
     fx_remove(bad_dir);
 }
 
+// A split read from its label folder: an image without a label file is
+// reported by its path and fails the check.
+static void test_data_check_unlabelled(void) {
+    fx_make(unlabelled_dir, 4, NULL, 2);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/annotations/train/train_0002.png", unlabelled_dir);
+    CHECK(unlink(path) == 0, "cannot remove %s", path);
+    Config* cfg = fx_config(unlabelled_dir, 0);
+    int rc = -1;
+    char* out = run_data_check(cfg, &rc);
+    char want[1500];
+    snprintf(want, sizeof want,
+             "problem: training image 'train_0002': '%s/images/train/train_0002.jpg' has no "
+             "label file in '%s/annotations/train'",
+             unlabelled_dir, unlabelled_dir);
+    CHECK(rc == 1, "data check with an unlabelled image: exit %d, want 1", rc);
+    CHECK(strstr(out, want) != NULL, "unlabelled image not reported:\n%s", out);
+    CHECK(strstr(out, "problems: 1 of 6 images") != NULL, "problem count:\n%s", out);
+    free(out);
+    config_free(cfg);
+    fx_remove(unlabelled_dir);
+}
+
 // ---------------------------------------------------------------- configuration errors
 static Config* err_cfg;
 static void load_classes_of_err_cfg(void) {
@@ -317,6 +341,7 @@ int main(void) {
     test_strict_inductive(cfg_list);
     test_data_check_good(cfg_folder);
     test_bad_samples();
+    test_data_check_unlabelled();
     test_config_errors();
     config_free(cfg_list);
     config_free(cfg_folder);
