@@ -386,6 +386,9 @@ static float content_mmd(CagNet* m, const float* fake, const float* real, const 
 
     int multi = multi_rank(m);
     int Pg = multi ? cagnet_gather_layout(m, start) : P;
+    // no valid pixel in the global batch (every rank sees the same Pg): nothing
+    // to match, and the row buffer may never have been allocated
+    if (Pg == 0) return 0.0f;
     const int* gstart = multi ? m->cls_gstart : start;  // rows of each class in X, Y
     const int* mine = multi ? m->cls_mine : start;      // first row of this rank's pixels
     size_t PD = (size_t)Pg * D, ws_n = mmd_grouped_workspace_floats(gstart, gstart, K);

@@ -6,6 +6,7 @@
 
 #include "loss.h"
 #include "testing.h"
+#include "tiny_cagnet.h"
 
 // ---------------------------------------------------------------- references
 static double ref_ce(const float* z, const uint8_t* y, const float* w, int B, int K, int HW) {
@@ -387,7 +388,31 @@ static void test_mmd_grouped(void) {
     free(ws);
 }
 
+// loss.content = mmd on a batch whose every pixel is ignored: no rows to
+// match, so the content loss is 0 and nothing touches the (empty) row buffer
+// (UBSan: memset(NULL, 0, 0) before the guard).
+static void test_content_mmd_no_valid_pixel(void) {
+    Config* cfg = tiny_config(0, 16);
+    tiny_set(cfg, "loss.content=mmd");
+    uint8_t unseen[3] = {0, 0, 1};
+    CagNet m;
+    tiny_cagnet(&m, cfg, 3, unseen);
+    float* img = t_falloc(3 * 16 * 16);
+    t_fill_normal(img, 3 * 16 * 16, 5, 1.0f);
+    uint8_t lbl[16 * 16];
+    memset(lbl, 255, sizeof lbl);
+    StepRng rng = {.seed = 3, .iter = 0, .sample0 = 0, .training = 1};
+    Step1Losses L;
+    memset(&L, 0, sizeof L);
+    cagnet_step1(&m, img, lbl, NULL, &rng, NULL, &L);
+    CHECK(L.g_content == 0.0f, "content MMD of an all-ignore batch: %g, want 0", L.g_content);
+    free(img);
+    cagnet_free(&m);
+    config_free(cfg);
+}
+
 int main(void) {
+    test_content_mmd_no_valid_pixel();
     test_mmd_grouped();
     test_ce();
     test_ce_determinism();
