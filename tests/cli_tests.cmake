@@ -434,3 +434,58 @@ zsseg_cli_test(bench_help_options 0
                PATTERNS "--iters N" "--gpus N" "--peak-tflops X" "--efficiency F" "--hbm-gbs Y"
                         "--busbw-gbs Z"
                ARGS bench --help)
+
+# ---------------------------------------------------------------- inputs that are not files
+# A FIFO given as a config, checkpoint, weights file or image used to block
+# its reader forever, a directory read as 2^63 bytes: each is refused, naming
+# the path, well within the TIMEOUT. The tiny dataset also gets an image with
+# no label file, which `zsseg data check` lists. Also a wide integer in a
+# config file, and a system directory as run.out_dir.
+set(ZSSEG_CLI_IRREGULAR [=[
+zsseg=$1 work=$2
+fail() { echo "FAIL: $*"; exit 1; }
+# expect RC PATTERN... -- COMMAND...: exit code RC and every pattern (fixed strings)
+expect() {
+  local want=$1 pats=(); shift
+  while [ "$1" != "--" ]; do pats+=("$1"); shift; done; shift
+  local out; out=$(timeout 10 "$@" 2>&1); local rc=$?
+  printf '%s\n' "$out"
+  [ "$rc" -eq "$want" ] || fail "exit code $rc, expected $want: $*"
+  for p in "${pats[@]}"; do printf '%s\n' "$out" | grep -qF -- "$p" || fail "output lacks: $p"; done
+}
+rm -rf "$work" && mkdir -p "$work/dir" && mkfifo "$work/fifo" || exit 1
+"$zsseg" synth -c configs/tiny_test.cfg -o "$work/data" > "$work/synth.log" 2>&1 || fail "synth"
+d=$work/data
+set_data=(-c configs/tiny_test.cfg --set "data.root=\"$d\"" --set "data.classes=\"$d/classes.tsv\""
+          --set "data.seen=\"$d/seen.txt\"" --set "data.unseen=\"$d/unseen.txt\""
+          --set "run.out_dir=\"$work/run\"")
+expect 2 "'$work/fifo' is a FIFO, not a regular file" -- "$zsseg" config -c "$work/fifo"
+expect 2 "'$work/dir' is a directory, not a regular file" -- "$zsseg" config -c "$work/dir"
+expect 1 "zsseg ckpt verify: '$work/fifo' is a FIFO, not a regular file" -- \
+  "$zsseg" ckpt verify "$work/fifo"
+expect 1 "'$work/dir' is a directory, not a regular file" -- "$zsseg" ckpt verify "$work/dir"
+expect 1 "'$work/fifo' is a FIFO, not a regular file" "HINT:" -- "$zsseg" ckpt info "$work/fifo"
+expect 1 "'$work/fifo' is a FIFO, not a regular file" "HINT:" -- \
+  "$zsseg" eval "${set_data[@]}" --ckpt "$work/fifo"
+expect 1 "'$work/dir' is a directory, not a regular file" "HINT:" -- \
+  "$zsseg" eval "${set_data[@]}" --ckpt "$work/dir"
+expect 1 "'$work/fifo' is a FIFO, not a regular file" -- \
+  "$zsseg" predict "${set_data[@]}" --ckpt "$work/fifo" "$work/fifo"
+img=$d/images/train2017/000000000001.jpg
+rm -f "$img" && mkfifo "$img" && rm "$d/annotations/train2017/000000000002.png" || exit 1
+expect 1 "problem: training image '000000000001': '$img' is a FIFO, not a regular file" \
+  "problem: training image '000000000002': '$d/images/train2017/000000000002.jpg' has no label file in '$d/annotations/train2017'" \
+  "problems: 2 of 24 images" -- "$zsseg" data check "${set_data[@]}"
+printf 'data = {\n  batch_size = 4294967306;\n};\n' > "$work/wide.cfg"
+expect 2 "data.batch_size at $work/wide.cfg:2: 4294967306 is out of range [1, 65536]" -- \
+  "$zsseg" config -c "$work/wide.cfg"
+expect 1 "run.out_dir (--set) is '/etc', a system or home directory" -- \
+  "$zsseg" train "${set_data[@]}" --run-dir /etc
+echo "irregular inputs ok"
+]=])
+add_test(NAME cli_irregular_inputs
+         COMMAND bash -c "${ZSSEG_CLI_IRREGULAR}" bash $<TARGET_FILE:zsseg>
+                 ${CMAKE_CURRENT_BINARY_DIR}/irregular_cli
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(cli_irregular_inputs PROPERTIES LABELS cli TIMEOUT 20
+                     ENVIRONMENT "${ZSSEG_TEST_ENV}")
