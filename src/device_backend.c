@@ -1,5 +1,6 @@
 #include "device_backend.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "common.h"
@@ -100,16 +101,23 @@ float device_run_step2(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, const S
     return dv->g ? dv->be->step2(dv->g, m, plan, rng) : cagnet_step2(m, rng);
 }
 
-void device_run_update(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, Dist* d,
-                       size_t bucket_floats) {
+double device_run_update(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, Dist* d,
+                         size_t bucket_floats) {
     if (dv->g) {
         dv->be->reduce_and_apply(dv->g, m, plan);
-        return;
+        return 0.0;
     }
     size_t off[3], cnt[3];
     int nr = cagnet_update_ranges(m, plan, off, cnt);
     dist_allreduce_ranges(d, m->grads, off, cnt, nr, bucket_floats, 1.0f);
-    cagnet_apply(m, plan);
+    double sq = 0.0;
+    for (int r = 0; r < nr; r++) {
+        const float* g = m->grads + off[r];
+#pragma omp parallel for schedule(static) reduction(+ : sq)
+        for (size_t i = 0; i < cnt[r]; i++) sq += (double)g[i] * g[i];
+    }
+    if (isfinite(sq)) cagnet_apply(m, plan);
+    return sq;
 }
 
 void device_run_download(DeviceRun* dv, CagNet* m) {

@@ -112,8 +112,12 @@ void device_run_step1(DeviceRun* dv, CagNet* m, const UpdatePlan* plan,
                       const float* weights,   // (B, H, W) CE weights, or NULL (all 1)
                       const StepRng* rng, const Step1Mode* mode, Step1Losses* out);
 float device_run_step2(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, const StepRng* rng);
-void device_run_update(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, Dist* d,
-                       size_t bucket_floats);
+// Sum the gradients of the plan's ranges over d and apply the update.
+// Returns the squared norm of the summed gradient (the same on every rank);
+// when it is not finite the update is skipped, so the parameters stay the
+// last finite ones. The GPU path does not measure it and returns 0.
+double device_run_update(DeviceRun* dv, CagNet* m, const UpdatePlan* plan, Dist* d,
+                         size_t bucket_floats);
 // The run whose device model is up (device_run_start) in this process, or
 // NULL: inference (infer.h) runs there, so evaluation and self-training
 // labelling during a GPU run use the GPU.

@@ -1,6 +1,7 @@
 #include "train.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "loader.h"
 #include "predict.h"
 #include "run.h"
+#include "run_lock.h"
 #include "signals.h"
 #include "st_round.h"
 #include "train_selftrain.h"
@@ -111,10 +113,18 @@ static char* choose_checkpoint(const RunContext* r, const char* resume) {
     }
     char model[4096];
     snprintf(model, sizeof model, "%s/model.h5", r->out_dir);
-    if (!chosen && (n > 0 || file_exists(model)))
-        ZS_FAIL("resume with --resume auto, or train into a new directory (--run-dir DIR)",
-                "run directory '%s' already holds a run (%s); --resume none never overwrites it",
-                r->out_dir, n > 0 ? list[0] : model);
+    if (!chosen && (n > 0 || file_exists(model))) {
+        if (strcmp(resume, "none") == 0)
+            ZS_FAIL("resume with --resume auto, or train into a new directory (--run-dir DIR)",
+                    "run directory '%s' already holds a run (%s); --resume none never "
+                    "overwrites it",
+                    r->out_dir, n > 0 ? list[0] : model);
+        ZS_FAIL("resume from a checkpoint file with --resume PATH, or train into a new "
+                "directory (--run-dir DIR)",
+                "run directory '%s' holds %s but no checkpoint in %s/ckpt: --resume auto has "
+                "nothing to continue from and never overwrites a finished model",
+                r->out_dir, model, r->out_dir);
+    }
     for (int i = 0; i < n; i++) free(list[i]);
     free(list);
     return chosen ? chosen : strdup("");
@@ -144,8 +154,38 @@ static void resume_from(const RunContext* r, CagNet* m, const char* path, CkptSt
              st->world_size);
 }
 
+// Rank 0: model_<stage>.h5 of the stage that `done` iterations complete, if any.
+static void export_stage_model(const RunContext* r, const CagNet* m, const Coordinator* co,
+                               long done) {
+    for (int s = 0; s < co->n; s++)
+        if (co->iters[s] > 0 && co->start[s] + co->iters[s] == done) {
+            char name[64];
+            snprintf(name, sizeof name, "model_%s.h5", coord_stage_name(co->kind[s]));
+            save_params(r, m, name);
+        }
+}
+
+// Rank 0, on resume: the parameter files match the checkpoint again (a stop
+// between the checkpoint's rename and theirs left them stale or missing);
+// a passed stage's file that cannot be rebuilt from here is named.
+static void export_on_resume(const RunContext* r, const CagNet* m, const Coordinator* co,
+                             long done) {
+    if (r->d.rank != 0) return;
+    export_stage_model(r, m, co, done);
+    save_params(r, m, "model.h5");
+    for (int s = 0; s < co->n; s++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/model_%s.h5", r->out_dir, coord_stage_name(co->kind[s]));
+        if (co->iters[s] > 0 && co->start[s] + co->iters[s] < done && !file_exists(path))
+            log_warn("%s is missing and cannot be rebuilt from this checkpoint (it holds "
+                     "iteration %ld): resume from a checkpoint of iteration %ld to rebuild it",
+                     path, done, co->start[s] + co->iters[s]);
+    }
+}
+
 // Rank 0: checkpoint after global iteration `iter`, plus the parameter files
-// eval/predict read (model.h5 always, model_<stage>.h5 at a stage's end).
+// eval/predict read: model_<stage>.h5 first at a stage's end (a checkpoint
+// past a stage end implies its file), model.h5 after the checkpoint.
 static void save_checkpoint(const RunContext* r, const CagNet* m, const Coordinator* co,
                             Loader* loader, long iter, double best) {
     if (r->d.rank != 0) return;
@@ -166,16 +206,10 @@ static void save_checkpoint(const RunContext* r, const CagNet* m, const Coordina
     st.best_metric = best;
     st.world_size = r->d.world;
     char path[4096];
+    export_stage_model(r, m, co, st.iter);
     ckpt_save(r->out_dir, &st, m, r->cfg_text, config_get_int(r->cfg, "checkpoint.keep"),
               config_get_int(r->cfg, "checkpoint.keep_every"), path, sizeof path);
     save_params(r, m, "model.h5");
-    long it = 0;
-    int stage = coord_stage_of(co, iter, &it);
-    if (it + 1 == co->iters[stage]) {
-        char name[64];
-        snprintf(name, sizeof name, "model_%s.h5", coord_stage_name(co->kind[stage]));
-        save_params(r, m, name);
-    }
 }
 
 // What one training iteration needs besides the model.
@@ -191,10 +225,23 @@ typedef struct {
     int B;          // per-rank batch
 } TrainStep;
 
+// Test hook: ZSSEG_FAULT_NONFINITE="ITER:RANK:loss|grad" poisons that rank's
+// L_G (or first gradient) at global iteration ITER, as an overflow would.
+static int fault_nonfinite(long iter, int rank, const char* what) {
+    const char* f = getenv("ZSSEG_FAULT_NONFINITE");
+    long at = -1;
+    int r = -1;
+    char kind[8] = "";
+    return f && sscanf(f, "%ld:%d:%7s", &at, &r, kind) == 3 && at == iter && r == rank &&
+           strcmp(kind, what) == 0;
+}
+
 // One iteration on every rank: rank 0 decides (with the agreed signal
 // flags), all follow its record; gradients summed over the updated ranges,
-// then the same update everywhere. Returns the record.
-static ControlRecord train_iteration(const TrainStep* t, CagNet* m, long iter) {
+// then the same update everywhere. Returns the record; *nonfinite is set on
+// every rank when any rank saw a non-finite loss or the summed gradient is
+// not finite (one 4-byte allreduce), the rank's own finding logged there.
+static ControlRecord train_iteration(const TrainStep* t, CagNet* m, long iter, int* nonfinite) {
     RunContext* r = t->r;
     // a signal on any rank reaches rank 0's decision through the agreed flags
     uint32_t flags = dist_agree_flags(&r->d, signals_pending() ? COORD_FLAG_STOP : 0);
@@ -213,6 +260,8 @@ static ControlRecord train_iteration(const TrainStep* t, CagNet* m, long iter) {
     plan.lr_e = rec.lr_e, plan.lr_d = rec.lr_d, plan.lr_g = rec.lr_g;
 
     StepRng rng = {t->seed, rec.iter, r->d.rank * t->B, 1};
+    const char* bad = NULL;
+    double value = 0.0;
     if (rec.kind == STEP_KIND_STEP1) {
         const LoaderBatch* b = loader_next(t->loader);
         rng.sample0 = b->sample0;
@@ -222,11 +271,25 @@ static ControlRecord train_iteration(const TrainStep* t, CagNet* m, long iter) {
         Step1Losses l1;
         const uint8_t* labels = selftrain_labels(t->st, r, m, t->co, rec.stage, b);
         device_run_step1(t->dv, m, &plan, b->images, labels, b->weights, &rng, md, &l1);
+        if (fault_nonfinite(rec.iter, r->d.rank, "loss")) l1.loss_g = INFINITY;
+        bad = train_log_nonfinite(&l1, 0.0f, &value);
         train_log_step1(t->tl, &l1);
     } else {
-        train_log_step2(t->tl, device_run_step2(t->dv, m, &plan, &rng));
+        float ce = device_run_step2(t->dv, m, &plan, &rng);
+        bad = train_log_nonfinite(NULL, ce, &value);
+        train_log_step2(t->tl, ce);
     }
-    device_run_update(t->dv, m, &plan, &r->d, t->bucket);
+    if (fault_nonfinite(rec.iter, r->d.rank, "grad") && !t->dv->g) {
+        size_t off[3], cnt[3];
+        if (cagnet_update_ranges(m, &plan, off, cnt) > 0) m->grads[off[0]] = NAN;
+    }
+    double sq = device_run_update(t->dv, m, &plan, &r->d, t->bucket);
+    if (!bad && !isfinite(sq)) bad = "gradient norm", value = sq;
+    if (bad)
+        log_error("non-finite %s (%g) at iteration %ld: stopping without a checkpoint of this "
+                  "state",
+                  bad, value, rec.iter + 1);
+    *nonfinite = dist_agree_flags(&r->d, bad ? 1u : 0u) != 0;
     return rec;
 }
 
@@ -249,6 +312,14 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
     DeviceRun dv;
     device_run_select(&dv, cfg, &r.d);
 
+    if (r.d.rank == 0) {
+        // before anything reads or writes the run directory
+        char* busy = run_lock_acquire(r.out_dir);
+        if (busy)
+            ZS_FAIL("wait for that run to end, stop it (it checkpoints on SIGTERM), or train "
+                    "into another --run-dir",
+                    "%s", busy);
+    }
     char* chosen = r.d.rank == 0 ? choose_checkpoint(&r, resume) : NULL;
     char* ckpt = dist_broadcast_text(&r.d, chosen);
     free(chosen);
@@ -261,7 +332,10 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
     CkptState st;
     memset(&st, 0, sizeof st);
     st.best_metric = -1.0;
-    if (*ckpt) resume_from(&r, &m, ckpt, &st);
+    if (*ckpt) {
+        resume_from(&r, &m, ckpt, &st);
+        export_on_resume(&r, &m, &co, st.iter);
+    }
     dist_broadcast_params(&r.d, m.params, m.pt.total);
     // the loader and batch of the stage the run starts in, at the checkpoint's data position
     SelfTrain stt;
@@ -287,7 +361,7 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
         if (r.d.rank == 0) dir_create(path);
         mpiCheck(MPI_Barrier(r.d.comm));
         snprintf(path, sizeof path, "%s/trace/rank_%d.txt", r.out_dir, r.d.rank);
-        trace = fopenCheck(path, "a");
+        trace = file_open_append_nofollow(path);
     }
     device_run_start(&dv, cfg, &r.d, &m);
     log_start(&r, &m, &train, &test, &co, &dv);
@@ -301,7 +375,7 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
     char eval_dir[4096];
     snprintf(eval_dir, sizeof eval_dir, "%s/eval", r.out_dir);
     double best = st.best_metric;
-    int signal_seen = 0;
+    int signal_seen = 0, nonfinite = 0;
     long iter = st.iter;
     double t0 = MPI_Wtime();
 
@@ -315,7 +389,8 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
             signal_seen = 1;
             break;
         }
-        ControlRecord rec = train_iteration(&ts, &m, iter);
+        ControlRecord rec = train_iteration(&ts, &m, iter, &nonfinite);
+        if (nonfinite) break;  // no evaluation, checkpoint or pruning of this state
         StageKind stage = co.kind[rec.stage];
         int check = check_every > 0 && (iter + 1) % check_every == 0;
         if (check || rec.checkpoint) device_run_download(&dv, &m);  // eval runs on the device
@@ -342,12 +417,21 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
     if (r.d.rank == 0) {
         log_info("%s: %ld iterations in %.1f s; gradient allreduce %.2f s (%.1f%%), %llu calls, "
                  "%.1f MiB summed; parameters in %s/model.h5",
-                 signal_seen ? "stopped by a signal" : "training done", iter - st.iter, wall,
+                 nonfinite ? "stopped by non-finite values"
+                 : signal_seen ? "stopped by a signal"
+                               : "training done",
+                 iter - st.iter, wall,
                  r.d.allreduce_s, wall > 0 ? 100.0 * r.d.allreduce_s / wall : 0.0,
                  (unsigned long long)r.d.allreduce_calls,
                  (double)r.d.allreduce_bytes / 1048576.0, r.out_dir);
         char path[4096];
-        if (signal_seen) {
+        if (nonfinite) {
+            log_error("non-finite values at iteration %ld: the run stopped without saving this "
+                      "state; the checkpoints in %s/ckpt are untouched (`--resume auto` "
+                      "continues from the last one, which is finite): lower the learning rates "
+                      "or loss weights first",
+                      iter + 1, r.out_dir);
+        } else if (signal_seen) {
             log_info("checkpoint of iteration %ld written; run the same command to resume", iter);
         } else {
             // what batch scripts test to tell "finished" from "stopped, requeue me"
@@ -367,7 +451,7 @@ int cmd_train(const CliArgs* args, const Config* cfg0) {
     dataset_free(&train);
     dataset_free(&test);
     run_close(&r);
-    return 0;
+    return nonfinite ? 1 : 0;
 }
 
 // The model of a finished run for inference: a one-image batch at the test size.

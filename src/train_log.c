@@ -57,6 +57,15 @@ void train_log_step1(TrainLog* L, const Step1Losses* l1) {
     L->images += L->batch;
 }
 
+const char* train_log_nonfinite(const Step1Losses* l1, float ce_step2, double* value) {
+    float f[11];
+    if (l1) step1_fields(l1, f);
+    for (int i = 0; l1 && i < 11; i++)
+        if (!isfinite(f[i])) return *value = f[i], step1_names[i];
+    if (!l1 && !isfinite(ce_step2)) return *value = ce_step2, "ce_step2";
+    return NULL;
+}
+
 void train_log_step2(TrainLog* L, float ce) {
     if (!L->active) return;
     L->s2 += ce;

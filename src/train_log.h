@@ -38,6 +38,10 @@ void train_log_close(TrainLog* L);
 // Add one iteration's losses (l1 for step1 kinds, ce for step2).
 void train_log_step1(TrainLog* L, const Step1Losses* l1);
 void train_log_step2(TrainLog* L, float ce);
+// Name of the first non-finite loss of one iteration (l1's fields in log
+// order, else ce_step2 when l1 is NULL), its value in *value; NULL if all
+// are finite. Any rank, its own partial losses.
+const char* train_log_nonfinite(const Step1Losses* l1, float ce_step2, double* value);
 // Every log.every iterations (and at the last one): print and record the window.
 void train_log_maybe_flush(TrainLog* L, const ControlRecord* rec, const char* stage,
                            const char* kind);

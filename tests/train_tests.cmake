@@ -26,6 +26,14 @@ add_test(NAME train_resume_exact
 set_tests_properties(train_resume_exact PROPERTIES LABELS "train;mpi" TIMEOUT 600
                      ENVIRONMENT "${ZSSEG_TEST_ENV}")
 
+# Non-finite values stop every rank without saving the bad state; a resume
+# re-exports the model files; one run per directory (issue 13).
+add_test(NAME train_faults
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/train_faults.sh $<TARGET_FILE:zsseg>
+                 $<TARGET_FILE:h5_compare> ${CMAKE_CURRENT_BINARY_DIR}/train_faults)
+set_tests_properties(train_faults PROPERTIES LABELS "train;mpi" TIMEOUT 300
+                     ENVIRONMENT "${ZSSEG_TEST_ENV}")
+
 # run.device = cuda in a build without the CUDA backend: refused before
 # training (the CUDA build's tests/gpu cover the GPU cases).
 if(NOT ZSSEG_USE_CUDA)
@@ -52,4 +60,13 @@ add_test(NAME train_killpoints
                  $<TARGET_FILE:h5_compare> $<TARGET_FILE:kill_shim>
                  ${CMAKE_CURRENT_BINARY_DIR}/train_killpoints)
 set_tests_properties(train_killpoints PROPERTIES LABELS "train;mpi" TIMEOUT 600
+                     ENVIRONMENT "${ZSSEG_TEST_ENV}")
+
+# Disk full (ulimit -f, and a small tmpfs where mounting is allowed) at the
+# config, metrics log, checkpoint and model.h5 writes: exit 1 naming the file,
+# earlier checkpoints intact, --resume auto finishes (issue 13).
+add_test(NAME train_diskfull
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/train_diskfull.sh $<TARGET_FILE:zsseg>
+                 $<TARGET_FILE:h5_compare> ${CMAKE_CURRENT_BINARY_DIR}/train_diskfull)
+set_tests_properties(train_diskfull PROPERTIES LABELS "train" TIMEOUT 300
                      ENVIRONMENT "${ZSSEG_TEST_ENV}")
