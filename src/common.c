@@ -15,11 +15,22 @@
 int zs_rank = 0;
 int zs_world = 1;
 
+static pthread_t zs_main_thread;
+static int zs_main_thread_set;
+
 void zs_set_rank(int rank, int world) {
     zs_rank = rank;
     zs_world = world;
+    zs_main_thread = pthread_self();
+    zs_main_thread_set = 1;
 }
 
+// Stops the process after an error. _exit, not exit: exit runs HDF5's atexit
+// cleanup, which closes the files still open, and flushing a half-written
+// file on a full disk crashed there (SIGSEGV after the message). Nothing a
+// failed run leaves open is worth finishing: files are written as .tmp and
+// renamed into place only once complete. Only stdout and stderr are flushed:
+// a log's stream whose write just failed would retry it (a part of a line).
 __attribute__((noreturn)) static void zs_exit(void) {
     int init = 0, fin = 0;
     MPI_Initialized(&init);
@@ -27,12 +38,84 @@ __attribute__((noreturn)) static void zs_exit(void) {
     fflush(stdout);
     fflush(stderr);
     if (init && !fin && zs_world > 1) MPI_Abort(MPI_COMM_WORLD, 1);
-    exit(1);
+    _exit(1);
+}
+
+static const char* zs_disk_full_text(int err) {
+    switch (err) {
+        case ENOSPC: return "no space left on device";
+#ifdef EDQUOT
+        case EDQUOT: return "no space left on device (disk quota exceeded)";
+#endif
+        case EFBIG: return "no space left on device (file too large: the file size limit, ulimit -f, is reached)";
+        default: return NULL;
+    }
+}
+
+// A failed write recorded on HDF5's error stack: the sec2 driver's message
+// carries "filename = '...'" and "errno = N".
+typedef struct {
+    int err;
+    char file[1024];
+} H5WriteErr;
+
+static herr_t h5_write_err_cb(unsigned n, const H5E_error2_t* e, void* data) {
+    (void)n;
+    H5WriteErr* w = (H5WriteErr*)data;
+    const char* p = e->desc ? strstr(e->desc, "errno = ") : NULL;
+    if (!p || w->err) return 0;
+    w->err = atoi(p + 8);
+    const char* f = strstr(e->desc, "filename = '");
+    if (f) {
+        f += 12;
+        const char* q = strchr(f, '\'');
+        size_t len = q ? (size_t)(q - f) : strlen(f);
+        if (len >= sizeof w->file) len = sizeof w->file - 1;
+        memcpy(w->file, f, len);
+        w->file[len] = '\0';
+    }
+    return 0;
+}
+
+static const char* disk_hint =
+    "free disk space or raise the quota / file size limit; the checkpoints written before "
+    "are intact: rerun with --resume auto";
+
+// The first '...' quoted in s (the file a message names), into out.
+static void first_quoted(const char* s, char* out, size_t n) {
+    const char* a = s ? strchr(s, '\'') : NULL;
+    const char* b = a ? strchr(a + 1, '\'') : NULL;
+    out[0] = '\0';
+    if (!b) return;
+    size_t len = (size_t)(b - a - 1);
+    if (len >= n) len = n - 1;
+    memcpy(out, a + 1, len);
+    out[len] = '\0';
 }
 
 void zs_fail(const char* file, int line, const char* what, const char* detail, const char* hint) {
-    fprintf(stderr, "[rank %d] error at %s:%d: %s%s%s\n", zs_rank, file, line, what,
-            detail ? ": " : "", detail ? detail : "");
+    int err = errno;  // a failed write's reason (the callers pass strerror along)
+    // the last HDF5 call's error stack (cleared by every HDF5 API call): a
+    // write that failed for want of space names the file
+    // (main thread only: the HDF5 library is not built thread-safe)
+    H5WriteErr w = {0, ""};
+    if (!zs_main_thread_set || pthread_equal(pthread_self(), zs_main_thread))
+        H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_write_err_cb, &w);
+    const char* full = zs_disk_full_text(w.err);
+    // a write failure reported with the disk-space hint (metrics log, event
+    // file, fsync, ...): errno says whether space ran out, the message names the file
+    if (!full && hint && strstr(hint, "disk space") && strstr(what, "writing '") == NULL &&
+        (full = zs_disk_full_text(err)) != NULL)
+        first_quoted(what, w.file, sizeof w.file);
+    if (full) {
+        fprintf(stderr, "[rank %d] error at %s:%d: %s writing '%s': %s%s%s\n", zs_rank, file, line,
+                full, w.file[0] ? w.file : "(unknown file)", what, detail ? ": " : "",
+                detail ? detail : "");
+        hint = disk_hint;
+    } else {
+        fprintf(stderr, "[rank %d] error at %s:%d: %s%s%s\n", zs_rank, file, line, what,
+                detail ? ": " : "", detail ? detail : "");
+    }
     if (hint && *hint) fprintf(stderr, "[rank %d] HINT: %s\n", zs_rank, hint);
     zs_exit();
 }
@@ -154,15 +237,25 @@ void fread_check(void* ptr, size_t size, size_t n, FILE* fp, const char* path, c
 
 void fwrite_check(const void* ptr, size_t size, size_t n, FILE* fp, const char* path,
                   const char* file, int line) {
-    if (fwrite(ptr, size, n, fp) != n)
+    if (fwrite(ptr, size, n, fp) != n) {
+        int err = errno;
+        const char* full = zs_disk_full_text(err);
+        if (full) zs_failf(file, line, disk_hint, "%s writing '%s': %s", full, path, strerror(err));
         zs_failf(file, line, "check free disk space and quota", "write to '%s' failed: %s", path,
-                 strerror(errno));
+                 strerror(err));
+    }
 }
 
 void fclose_check(FILE* fp, const char* path, const char* file, int line) {
-    if (fclose(fp) != 0)
+    if (fclose(fp) != 0) {
+        int err = errno;
+        const char* full = zs_disk_full_text(err);
+        if (full)
+            zs_failf(file, line, disk_hint, "%s writing '%s' (closing it): %s", full, path,
+                     strerror(err));
         zs_failf(file, line, "check free disk space and quota", "closing '%s' failed: %s", path,
-                 strerror(errno));
+                 strerror(err));
+    }
 }
 
 char* file_read_all(const char* path, size_t* len) {
