@@ -70,12 +70,3 @@ add_test(NAME train_diskfull
                  $<TARGET_FILE:h5_compare> ${CMAKE_CURRENT_BINARY_DIR}/train_diskfull)
 set_tests_properties(train_diskfull PROPERTIES LABELS "train" TIMEOUT 300
                      ENVIRONMENT "${ZSSEG_TEST_ENV}")
-
-# Disk full (ulimit -f, and a small tmpfs where mounting is allowed) at the
-# config, metrics log, checkpoint and model.h5 writes: exit 1 naming the file,
-# earlier checkpoints intact, --resume auto finishes (issue 13).
-add_test(NAME train_diskfull
-         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/train_diskfull.sh $<TARGET_FILE:zsseg>
-                 $<TARGET_FILE:h5_compare> ${CMAKE_CURRENT_BINARY_DIR}/train_diskfull)
-set_tests_properties(train_diskfull PROPERTIES LABELS "train" TIMEOUT 300
-                     ENVIRONMENT "${ZSSEG_TEST_ENV}")
