@@ -2,6 +2,8 @@
 // optimizer states saved and loaded back bitwise; ckpt_verify on corrupted
 // copies (missing, not HDF5, truncated, one flipped bit, a missing /state
 // attribute, a resized dataset with a matching checksum, a weights file);
+// the attributes' checksum, format versions, range and file-name checks,
+// ckpt_state_check and the verdict of ckpt info (test_metadata);
 // strict-load refusals; ckpt_list order, `latest` and .tmp leftovers;
 // pruning; config_diff.
 // With an argument DIR: only write DIR/ckpt/iter_00000007.h5 and a copy with
@@ -218,6 +220,110 @@ static void test_corruptions(const CagNet* m) {
     CHECK(fn != NULL, "HDF5 error printing restored after ckpt_verify");
 }
 
+// A copy of the good checkpoint as dst with attribute GROUP NAME replaced by
+// one value of type (NULL: deleted); HDF5 1.10 cannot rewrite an attribute
+// opened by name, so it is deleted and created again.
+static void copy_with_attr(const char* dst, const char* group, const char* name, hid_t type,
+                           const void* v) {
+    copy_file(good, dst, 0);
+    hid_t f = H5Fopen(dst, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+    herr_t del = H5Adelete(g, name), w = 0;
+    if (v) {
+        hid_t sp = H5Screate(H5S_SCALAR);
+        hid_t at = H5Acreate2(g, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+        w = at >= 0 ? H5Awrite(at, type, v) : -1;
+        H5Aclose(at), H5Sclose(sp);
+    }
+    CHECK(f >= 0 && g >= 0 && del >= 0 && w >= 0, "replace %s %s in %s", group, name, dst);
+    H5Gclose(g), H5Fclose(f);
+}
+
+// ---------------------------------------------------------------- metadata
+// The attributes' checksum, the format versions, the range and file-name
+// checks, ckpt_state_check and the verdict of ckpt info.
+static void test_metadata(const CagNet* m) {
+    char p[4096];
+    long long big = 1099511627792LL, v1 = 1, v3 = 3;
+    snprintf(p, sizeof p, "%s/attr_iter/iter_00000007.h5", tmpdir);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/attr_iter", tmpdir);
+    dir_create(dir);
+    copy_with_attr(p, "/state", "iter", H5T_NATIVE_LLONG, &big);
+    expect_verify_error(p, "the attributes of /state, /meta and /optim", "fail their CRC-32C check");
+    snprintf(p, sizeof p, "%s/step.h5", tmpdir);
+    copy_with_attr(p, "/optim/d", "step", H5T_NATIVE_LLONG, &v3);
+    expect_verify_error(p, "fail their CRC-32C check", NULL);
+    snprintf(p, sizeof p, "%s/no_attrs_crc.h5", tmpdir);
+    copy_with_attr(p, "/meta", "crc32c:@attrs", 0, NULL);
+    expect_verify_error(p, "/meta lacks the attribute checksum 'crc32c:@attrs'", NULL);
+    snprintf(p, sizeof p, "%s/v3.h5", tmpdir);
+    copy_with_attr(p, "/meta", "format_version", H5T_NATIVE_LLONG, &v3);
+    expect_verify_error(p, "format_version 3", "reads versions 1 and 2");
+
+    // version 1 (no attribute checksum): accepted, range-checked
+    char v1_path[4096];
+    snprintf(v1_path, sizeof v1_path, "%s/v1.h5", tmpdir);
+    copy_with_attr(v1_path, "/meta", "format_version", H5T_NATIVE_LLONG, &v1);
+    hid_t f = H5Fopen(v1_path, H5F_ACC_RDWR, H5P_DEFAULT);
+    CHECK(H5Adelete_by_name(f, "/meta", "crc32c:@attrs", H5P_DEFAULT) >= 0, "delete the checksum");
+    H5Fclose(f);
+    char* err = ckpt_verify(v1_path);
+    CHECK(err == NULL, "a version-1 file is accepted: %s", err ? err : "");
+    free(err);
+
+    // renamed: the number of the name is checked
+    snprintf(p, sizeof p, "%s/attr_iter/iter_00000008.h5", tmpdir);
+    copy_file(good, p, 0);
+    expect_verify_error(p, "/state iter is 7 but the file name says iteration 8", NULL);
+
+    // values no schedule allows, checksummed as written
+    struct {
+        CkptState st;
+        const char* msg;
+    } bad[] = {
+        {{7, 1, 9, 3, 0, 2, 14, 1, 0.5, 1, ""}, "/state iter_in_stage is 9, outside [0, 7]"},
+        {{7, 1, 3, 3, -2, 2, 14, 1, 0.5, 1, ""}, "/state st_round is -2, outside [-1, "},
+        {{7, 1, 3, 3, 0, -1, 14, 1, 0.5, 1, ""}, "/state data_epoch is -1"},
+        {{7, 1, 3, 3, 0, 2, 14, 1, -0.5, 1, ""}, "best_metric is -0.5, neither -1"},
+    };
+    for (int i = 0; i < 4; i++) {
+        char run[512], path[4096];
+        snprintf(run, sizeof run, "%s/bad%d", tmpdir, i);
+        ckpt_save(run, &bad[i].st, m, "", 1, 0, path, sizeof path);
+        expect_verify_error(path, bad[i].msg, NULL);
+    }
+
+    // the schedule: stage 1 of {4, 10} at its iteration 3 is iteration 7
+    const long fits[2] = {4, 10}, other[2] = {5, 10}, short_[2] = {4, 2};
+    CHECK(ckpt_state_check(&state7, fits, 2, good) == NULL, "state 7 fits {4, 10}");
+    err = ckpt_state_check(&state7, other, 2, good);
+    HAS(err, "is at iteration 7 (stage 1, its iteration 3)");
+    HAS(err, good);
+    free(err);
+    err = ckpt_state_check(&state7, fits, 1, good);
+    HAS(err, "is at stage 1 but schedule.stages has 1 stages");
+    free(err);
+    err = ckpt_state_check(&state7, short_, 2, good);
+    HAS(err, "2 in it and 6 in all");
+    free(err);
+
+    // ckpt info ends with the verdict
+    char out_path[4096];
+    snprintf(out_path, sizeof out_path, "%s/info.txt", tmpdir);
+    const char* files[2] = {good, v1_path};
+    for (int i = 0; i < 2; i++) {
+        FILE* fp = fopenCheck(out_path, "w");
+        ckpt_print_info(files[i], fp);
+        fcloseCheck(fp, out_path);
+        char* text = file_read_all(out_path, NULL);
+        HAS(text, "/state: iter 7 stage 1 iter_in_stage 3 mixed_pos 3 st_round 0");
+        HAS(text, i ? "/meta: format_version 1 world_size 3" : "/meta: format_version 2 world_size 3");
+        HAS(text, "verify: ok (");
+        free(text);
+    }
+}
+
 // ---------------------------------------------------------------- strict load
 // The children only call ckpt_load: the models are built in the parent,
 // because a forked child of a process whose OpenMP pool exists deadlocks in
@@ -247,17 +353,8 @@ static void test_strict_load(void) {
     HAS(out, "different model or optim.e_optimizer");
 
     snprintf(child_path, sizeof child_path, "%s/span.h5", tmpdir);
-    copy_file(good, child_path, 0);
-    hid_t f = H5Fopen(child_path, H5F_ACC_RDWR, H5P_DEFAULT);
-    // replaced, not rewritten: HDF5 1.10 cannot write an attribute opened by name
-    hid_t g = H5Gopen2(f, "/optim/g", H5P_DEFAULT);
-    herr_t del = H5Adelete(g, "span_n");
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t at = H5Acreate2(g, "span_n", H5T_NATIVE_ULLONG, sp, H5P_DEFAULT, H5P_DEFAULT);
     unsigned long long n = 3;
-    herr_t w = H5Awrite(at, H5T_NATIVE_ULLONG, &n);
-    CHECK(f >= 0 && del >= 0 && at >= 0 && w >= 0, "replace span_n in %s", child_path);
-    H5Aclose(at), H5Sclose(sp), H5Gclose(g), H5Fclose(f);
+    copy_with_attr(child_path, "/optim/g", "span_n", H5T_NATIVE_ULLONG, &n);
     rc = t_run_child(child_load_span, 2, out, sizeof out);
     CHECK(rc == 1, "loading a different span: exit %d", rc);
     HAS(out, child_path);
@@ -365,6 +462,7 @@ int main(int argc, char** argv) {
         test_crc();
         test_round_trip(&m, cfg_text);
         test_corruptions(&m);
+        test_metadata(&m);
         test_strict_load();
         test_list_prune(&m);
         test_config_diff();
