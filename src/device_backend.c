@@ -67,12 +67,17 @@ const LoaderAllocator* device_run_batch_allocator(const DeviceRun* dv) {
 
 void device_run_start(DeviceRun* dv, const Config* cfg, Dist* d, CagNet* m) {
     MemPlan plan;
+    const int eval_b = config_get_int(cfg, "eval.batch_size");
+    const int warp = config_get_int(cfg, "data.warp_size");
     if (!dv->be) {
         mem_plan_cagnet(&plan, m, 0);
+        mem_plan_eval(&plan, m, eval_b, warp);
         if (d->rank == 0) mem_plan_log(&plan, "cpu, per rank");
+        mem_plan_check_host(&plan, d->local_world);  // the node's memory, shared by its ranks
         return;
     }
     mem_plan_cagnet(&plan, m, DEVICE_CONV_WORKSPACE_BYTES);
+    mem_plan_eval(&plan, m, eval_b, warp);  // the CUDA mirror lays these out on the device
     if (d->rank == 0) mem_plan_log(&plan, dv->be->name);
     size_t free_b = 0, total_b = 0;
     dv->be->memory(&free_b, &total_b);

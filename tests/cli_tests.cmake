@@ -489,3 +489,37 @@ add_test(NAME cli_irregular_inputs
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(cli_irregular_inputs PROPERTIES LABELS cli TIMEOUT 20
                      ENVIRONMENT "${ZSSEG_TEST_ENV}")
+
+# The memory plan against the host's memory (CPU runs; ZSSEG_MEM_AVAILABLE
+# fixes the available bytes): a crop of 8192 and an evaluation batch of 65536
+# are refused at startup, naming the sizes and the config key to lower.
+set(ZSSEG_CLI_MEM_PLAN_HOST [=[
+zsseg=$1
+work=$2
+rm -rf "$work" && mkdir -p "$work" || exit 1
+"$zsseg" synth -c configs/tiny_test.cfg -o "$work/data" > /dev/null 2>&1 || { echo "FAIL: synth"; exit 1; }
+data=(--set "data.root=\"$work/data\"" --set "data.classes=\"$work/data/classes.tsv\""
+      --set "data.seen=\"$work/data/seen.txt\"" --set "data.unseen=\"$work/data/unseen.txt\"")
+refused() {  # refused NAME KEY [--set ...]: exit 1 naming the key, within 60 s
+  local name=$1 key=$2; shift 2
+  local out rc
+  out=$(ZSSEG_MEM_AVAILABLE=4294967296 timeout 60 "$zsseg" train -c configs/tiny_test.cfg \
+        "${data[@]}" --run-dir "$work/$name" "$@" 2>&1)
+  rc=$?
+  printf '%s\n' "$out" | grep -v '^\[rank 0\] warning'
+  [ "$rc" -eq 1 ] || { echo "FAIL: $name: exit code $rc, expected 1"; exit 1; }
+  for p in "of host memory per rank" "4.00 GiB is available per rank" "ZSSEG_MEM_AVAILABLE" "$key"; do
+    printf '%s\n' "$out" | grep -qF -- "$p" || { echo "FAIL: $name: output lacks: $p"; exit 1; }
+  done
+  [ ! -e "$work/$name/ckpt" ] || { echo "FAIL: $name: training started"; exit 1; }
+}
+refused crop data.crop_size --set data.crop_size=8192 --set data.warp_size=8192
+refused eval eval.batch_size --set eval.batch_size=65536
+echo "memory plan refusals ok"
+]=])
+add_test(NAME cli_mem_plan_host
+         COMMAND bash -c "${ZSSEG_CLI_MEM_PLAN_HOST}" bash $<TARGET_FILE:zsseg>
+                 ${CMAKE_CURRENT_BINARY_DIR}/cli_mem_plan_host
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(cli_mem_plan_host PROPERTIES LABELS cli TIMEOUT 120
+                     ENVIRONMENT "${ZSSEG_TEST_ENV}")

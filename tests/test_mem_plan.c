@@ -2,8 +2,10 @@
 // exact from the parameter table, activations against an independent count
 // from the model dimensions, the fit check around its boundary, the message
 // and the log line.
+#include <stdlib.h>
 #include <string.h>
 
+#include "infer.h"
 #include "mem_plan.h"
 #include "tiny_cagnet.h"
 
@@ -91,6 +93,23 @@ static void check_model(const char* what, int msc, const char* const* extra, int
     size_t acts3 = expected_acts(&m, mmd, 3);
     CHECK(p3.activations == acts3 && (mmd ? acts3 > acts : acts3 == acts),
           "%s: 3 ranks: activations %zu want %zu", what, p3.activations, acts3);
+    // evaluation buffers: at least what cag_infer_init really allocates, growing with the batch
+    MemPlan pe = p;
+    mem_plan_eval(&pe, &m, 1, 16);
+    MemPlan pe4 = p;
+    mem_plan_eval(&pe4, &m, 4, 16);
+    CagInfer inf;
+    cag_infer_init(&inf, &m, 1, 16, 16);
+    size_t bb = 0;
+    for (int j = 0; j < inf.n_scales; j++) bb += inf.sc[j].bb.bytes;
+    size_t floor_b = bb + 4 * (inf.ws_n + 3 * 16 * 16 + (size_t)TK * inf.Hf * inf.Wf);
+    cag_infer_free(&inf);
+    CHECK(pe.eval >= floor_b && pe.total == p.total + pe.eval,
+          "%s: eval %zu >= %zu allocated by cag_infer_init, total %zu", what, pe.eval, floor_b,
+          pe.total);
+    CHECK(pe4.eval > 2 * pe.eval && pe4.eval < 4 * pe.eval,
+          "%s: eval of 4 images %zu vs 1 image %zu (the workspace is per image)", what, pe4.eval,
+          pe.eval);
     printf(
         "%s: params %zu, optim %zu, activations %zu (3 ranks %zu), workspace %zu, total %zu "
         "bytes\n",
@@ -144,11 +163,62 @@ static void test_check_and_log(void) {
         rc == 0 && strstr(out,
                           "memory plan (cuda): params 100.0 MiB, grads 100.0 MiB, optim 200.0 MiB, "
                           "activations 3072.0 MiB, workspace 50.0 MiB, batch 1.0 MiB, "
-                          "conv_workspace 4096.0 MiB, total 7.44 GiB"),
+                          "conv_workspace 4096.0 MiB, eval 0.0 MiB, total 7.44 GiB"),
         "log line: %s", out);
 }
 
+// Host memory: the plan against the node's available memory shared by its ranks.
+static MemPlan host_plan;
+static void child_check_host(void) { mem_plan_check_host(&host_plan, 2); }
+
+static void test_host(void) {
+    MemPlan p = {.params = 100 << 20, .activations = (size_t)3 << 30, .eval = (size_t)1 << 30};
+    p.total = p.params + p.activations + p.eval;
+    char msg[1024];
+    CHECK(mem_plan_check_host_bytes(&p, 2 * p.total, 2, "test", msg, sizeof msg) == 0 &&
+              msg[0] == '\0',
+          "fits exactly: 2 ranks, twice the plan available");
+    CHECK(mem_plan_check_host_bytes(&p, 2 * p.total - 2, 2, "test", msg, sizeof msg) == 1,
+          "2 bytes short on the node does not fit");
+    printf("message: %s\n", msg);
+    CHECK(strstr(msg, "needs 4.10 GiB of host memory per rank (training 3.10 GiB, evaluation "
+                      "1.00 GiB) but 4.10 GiB is available per rank (8.20 GiB from test, 2 "
+                      "rank(s)") != NULL,
+          "message has the sizes: %s", msg);
+    CHECK(strstr(msg, "biggest item is activations (3.00 GiB)") && strstr(msg, "data.crop_size") &&
+              strstr(msg, "data.batch_size"),
+          "training biggest: names data.crop_size: %s", msg);
+    p.eval = (size_t)6 << 30;
+    p.total = p.params + p.activations + p.eval;
+    CHECK(mem_plan_check_host_bytes(&p, (size_t)8 << 30, 1, "test", msg, sizeof msg) == 1 &&
+              strstr(msg, "biggest item is eval (6.00 GiB)") && strstr(msg, "eval.batch_size"),
+          "evaluation biggest: names eval.batch_size: %s", msg);
+    CHECK(mem_plan_check_host_bytes(&p, (size_t)10 << 30, 1, "test", msg, sizeof msg) == 0,
+          "fits 10 GiB on one rank");
+
+    const char* src = NULL;
+    setenv("ZSSEG_MEM_AVAILABLE", "123456789", 1);
+    CHECK(mem_host_available(&src) == 123456789 && src && strcmp(src, "ZSSEG_MEM_AVAILABLE") == 0,
+          "ZSSEG_MEM_AVAILABLE overrides (source %s)", src ? src : "NULL");
+    setenv("ZSSEG_MEM_AVAILABLE", "8589934592", 1);  // 8 GiB over 2 ranks: 4 GiB each
+    host_plan = p;
+    char out[2048];
+    int rc = t_run_child(child_check_host, 2, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "4.00 GiB is available per rank") &&
+              strstr(out, "eval.batch_size") && strstr(out, "ZSSEG_MEM_AVAILABLE"),
+          "mem_plan_check_host stops the run (rc %d): %s", rc, out);
+    host_plan.total = host_plan.eval = (size_t)1 << 30;
+    host_plan.params = host_plan.activations = 0;
+    rc = t_run_child(child_check_host, 2, out, sizeof out);
+    CHECK(rc == 0, "a 1 GiB plan fits 4 GiB per rank (rc %d): %s", rc, out);
+    unsetenv("ZSSEG_MEM_AVAILABLE");
+    size_t real = mem_host_available(&src);
+    printf("host memory available: %.2f GiB (%s)\n", (double)real / (1 << 30), src);
+    CHECK(real > 0, "the host's available memory can be read (%s)", src);
+}
+
 int main(void) {
+    test_host();
     check_model("no msc, mmd", 0, NULL, 0);
     check_model("msc, mmd", 1, NULL, 0);
     static const char* const l2_adam[] = {"loss.content=l2", "optim.e_optimizer=adam", NULL};
