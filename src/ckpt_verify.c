@@ -138,7 +138,8 @@ uint32_t ckpt_attrs_crc(const CkptAttrs* a, const CkptNames* ns) {
 
 int ckpt_attr_names(const char* group, const char** names, int cap) {
     static const char* const info_meta[] = {"zsseg_version", "git_revision", "created"};
-    CkptAttrs a;
+    CkptAttrs a;  // only the layout is used
+    memset(&a, 0, sizeof a);
     AttrGroup gs[5];
     int ng = attr_groups(&a, gs), n = 0;
     for (int i = 0; i < ng; i++)
