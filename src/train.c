@@ -140,6 +140,11 @@ static void resume_from(const RunContext* r, CagNet* m, const char* path, CkptSt
         Config* old = config_new();
         char* err = config_load_string(old, text, path);
         if (err) ZS_FAIL("the checkpoint's /config is damaged; resume from another one", "%s", err);
+        // the state against the schedule it was saved under (stage lengths may change on resume)
+        Coordinator then;
+        coord_init(&then, old);
+        char* bad = ckpt_state_check(st, then.iters, then.n, path);
+        if (bad) ZS_FAIL("resume from an earlier checkpoint (--resume PATH)", "%s", bad);
         char* diff = config_diff(old, r->cfg, resume_allowed);
         if (diff)
             ZS_FAIL("resume with the checkpoint's config (h5dump -d /config FILE), or start a "

@@ -6,7 +6,7 @@
 # A straight run under tests/fault/kill_shim.c (counting only) is the
 # reference and lists the kill points: every rename/fsync/unlink of rank 0
 # under the run directory. For each kill point, before and after the call
-# (evenly sampled down to KILLPOINTS_MAX cases, default 60; 0 = all), rank 0
+# (evenly sampled down to KILLPOINTS_MAX cases, default 40; 0 = all), rank 0
 # gets SIGKILL there, then the same command with --resume auto, without the
 # shim, must:
 #   exit 0 ("resume"), write DONE ("done"), leave model.h5 bitwise equal to
@@ -24,7 +24,7 @@ for f in "$zsseg" "$h5cmp" "$shim"; do [ -f "$f" ] || { echo "FAIL: no $f"; exit
 source "$(dirname "$0")/tiny_data.sh"
 tiny_setup "$zsseg" "$work"
 work=$(cd "$work" && pwd -P)  # the shim matches resolved paths
-max=${KILLPOINTS_MAX:-60}
+max=${KILLPOINTS_MAX:-40}
 base=(-c configs/tiny_test.cfg "${TINY_DATA[@]}"
       --set schedule.step1_iters=4 --set schedule.mixed_iters=8 --set schedule.mixed_interval=2
       --set checkpoint.every=2 --set checkpoint.keep=2 --set log.every=1)
