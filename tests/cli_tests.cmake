@@ -238,7 +238,7 @@ zsseg_cli_test(ckpt_verify_flipped_bit 1
 zsseg_cli_test(ckpt_info_checkpoint 0
                PATTERNS "checkpoint ${ZSSEG_CKPT_DIR}/ckpt/iter_00000007.h5"
                         "/state: iter 7 stage 1 iter_in_stage 3" "seed 17375808098319191535"
-                        "best_metric 0.4321" "/meta: format_version 1" "world_size 3"
+                        "best_metric 0.4321" "/meta: format_version 2" "world_size 3"
                         "CRC-32C checksums" "/optim/e: kind sgd step 5" "/optim/d: kind adam step 7"
                         "/config " "/optim/g/v "
                ARGS ckpt info ${ZSSEG_CKPT_DIR}/ckpt/iter_00000007.h5)
