@@ -5,6 +5,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -94,12 +96,18 @@ void metrics_log_end(MetricsLog* log) {
     if (fclose(log->line) != 0)
         ZS_FAIL("free some memory", "cannot build a line for '%s'", log->path);
     log->line = NULL;
-    fwriteCheck(log->buf, 1, log->len, log->fp, log->path);
+    // a line cut by a full disk is cut off again, so a resume appends to whole lines
+    struct stat st;
+    off_t good = fstat(fileno(log->fp), &st) == 0 ? st.st_size : -1;
+    if (fwrite(log->buf, 1, log->len, log->fp) != log->len || fflush(log->fp) != 0) {
+        int err = errno;
+        if (good >= 0 && ftruncate(fileno(log->fp), good) != 0) err = errno;
+        errno = err;
+        ZS_FAIL("check free disk space and quota", "cannot write '%s': %s", log->path,
+                strerror(err));
+    }
     free(log->buf);
     log->buf = NULL;
-    if (fflush(log->fp) != 0)
-        ZS_FAIL("check free disk space and quota", "cannot write '%s': %s", log->path,
-                strerror(errno));
 }
 
 void metrics_log_close(MetricsLog* log) {
