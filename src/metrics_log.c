@@ -101,8 +101,8 @@ void metrics_log_end(MetricsLog* log) {
     off_t good = fstat(fileno(log->fp), &st) == 0 ? st.st_size : -1;
     if (fwrite(log->buf, 1, log->len, log->fp) != log->len || fflush(log->fp) != 0) {
         int err = errno;
-        if (good >= 0 && ftruncate(fileno(log->fp), good) != 0) err = errno;
-        errno = err;
+        if (good >= 0 && ftruncate(fileno(log->fp), good) != 0)
+            log_warn("cannot cut the partial line off '%s': %s", log->path, strerror(errno));
         ZS_FAIL("check free disk space and quota", "cannot write '%s': %s", log->path,
                 strerror(err));
     }
