@@ -63,7 +63,7 @@ DEMO_RUN := runs/demo
 demo: build-cpu
 	@test -f data/synthetic/SYNTH_DONE || ./build/cpu/zsseg synth -c $(DEMO_CFG)
 	rm -rf $(DEMO_RUN)
-	mpirun -np 2 ./build/cpu/zsseg train -c $(DEMO_CFG) --run-dir $(DEMO_RUN)
+	slurm/zsseg-mpirun -np 2 ./build/cpu/zsseg train -c $(DEMO_CFG) --run-dir $(DEMO_RUN)
 	./build/cpu/zsseg predict -c $(DEMO_CFG) --set run.out_dir='"$(DEMO_RUN)"' \
 	  $$(ls data/synthetic/images/val2017/*.jpg | head -3)
 	@echo; echo "zsseg demo: run directory $(DEMO_RUN): config.cfg, model.h5, metrics.jsonl, tb/,"; \

@@ -70,3 +70,12 @@ add_test(NAME train_diskfull
                  $<TARGET_FILE:h5_compare> ${CMAKE_CURRENT_BINARY_DIR}/train_diskfull)
 set_tests_properties(train_diskfull PROPERTIES LABELS "train" TIMEOUT 300
                      ENVIRONMENT "${ZSSEG_TEST_ENV}")
+
+# Stopping by a signal (issue 13): SIGINT, SIGTERM, SIGUSR1 to the launcher
+# (slurm/zsseg-mpirun) and SIGTERM to one rank end in a checkpoint of the
+# current iteration and exit 0; exact resume; two SIGINTs exit 130. ~30 s.
+add_test(NAME train_signals
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/train_signals.sh $<TARGET_FILE:zsseg>
+                 $<TARGET_FILE:h5_compare> ${CMAKE_CURRENT_BINARY_DIR}/train_signals)
+set_tests_properties(train_signals PROPERTIES LABELS "train;mpi" TIMEOUT 180
+                     ENVIRONMENT "${ZSSEG_TEST_ENV}")
