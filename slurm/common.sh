@@ -88,6 +88,7 @@ zs_train() {
   zs_stop="" zs_pid=""
   trap 'zs_on_signal USR1' USR1
   trap 'zs_on_signal TERM' TERM
+  trap 'zs_on_signal INT' INT
   "${zs_cmd[@]}" "$zs_bin" train -c "$config" --run-dir "$run_dir" "$@" &
   zs_pid=$!
   # A signal arriving before the launch is forwarded now.
