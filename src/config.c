@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "common.h"
+#include "config_literal.h"
 
 #ifndef ZSSEG_VERSION
 #define ZSSEG_VERSION "dev"
@@ -536,109 +537,13 @@ static void add_error(Buf* errs, char* msg) {
 // does not fit, silently (batch_size = 4294967306 reads as 10, 0x1FFFFFFFF as
 // -1). The literals of a setting's value are read again from its source text.
 
-// Source text of the file settings come from: the in-memory text, or the file
-// (read once per load; @include switches files).
-typedef struct {
-    const char* mem;  // config_load_string's text (settings with no source file), else NULL
-    char* file;
-    char* text;
-} SrcText;
-
-static const char* src_text(SrcText* st, const config_setting_t* s, const char* file) {
-    if (st->mem && !config_setting_source_file(s)) return st->mem;
-    if (!st->file || strcmp(st->file, file) != 0) {
-        free(st->file);
-        free(st->text);
-        st->file = str_dup(file);
-        st->text = file_read_all(file, NULL);  // libconfig has just read it
-    }
-    return st->text;
-}
-
-static int is_ident(char c) {
-    return isalnum((unsigned char)c) || c == '_' || c == '-' || c == '*';
-}
-
-// Past white space and comments (#, //, /* */).
-static const char* skip_blank(const char* p) {
-    for (;;) {
-        while (isspace((unsigned char)*p)) p++;
-        const char* close = p[0] == '/' && p[1] == '*' ? strstr(p + 2, "*/") : NULL;
-        if (*p == '#' || (p[0] == '/' && p[1] == '/')) p += strcspn(p, "\n");
-        else if (p[0] == '/' && p[1] == '*') p = close ? close + 2 : p + strlen(p);
-        else return p;
-    }
-}
-
-// The first integer literal of the value of `name` (on line `line` of text)
-// that does not fit an int: its start, length in *len; NULL if none. Floats,
-// strings and L-suffixed (64-bit) literals are passed over; lists may span lines.
-static const char* wide_literal(const char* text, int line, const char* name, int* len) {
-    const char* p = text;
-    for (int l = 1; l < line && (p = strchr(p, '\n')) != NULL; l++) p++;
-    size_t nl = strlen(name);
-    for (; p; p++) {  // "name" then = or :
-        if (!(p = strstr(p, name))) return NULL;
-        const char* q = p + nl;
-        while (*q == ' ' || *q == '\t') q++;
-        if ((p == text || !is_ident(p[-1])) && !is_ident(p[nl]) && (*q == '=' || *q == ':')) {
-            p = q + 1;
-            break;
-        }
-    }
-    for (int depth = 0; p;) {  // a scalar: one token; a list: up to its closing bracket
-        p = skip_blank(p);
-        const char* q = p + (*p == '-' || *p == '+');
-        if (*p == '[' || *p == '(') {
-            depth++, p++;
-        } else if ((*p == ']' || *p == ')') && depth > 1) {
-            depth--, p++;
-        } else if (*p == '"' && depth > 0) {
-            for (p++; *p && *p != '"'; p++) p += *p == '\\' && p[1];
-            p += *p == '"';
-        } else if (isdigit((unsigned char)*q)) {
-            int hex = q[0] == '0' && (q[1] == 'x' || q[1] == 'X');
-            char* end = NULL;
-            errno = 0;
-            unsigned long long v = strtoull(q, &end, hex ? 16 : 10);
-            int wide = errno == ERANGE || v > (*p == '-' ? 2147483648ull : 2147483647ull);
-            int is_float = !hex && (*end == '.' || *end == 'e' || *end == 'E');
-            int plain = *end != 'L' && *end != 'l' && !is_float;
-            if (wide && plain) {
-                *len = (int)(end - p);
-                return p;
-            }
-            if (depth == 0) return NULL;
-            for (p = end; is_ident(*p) || *p == '.' ||
-                          ((*p == '-' || *p == '+') && (p[-1] == 'e' || p[-1] == 'E'));)
-                p++;  // the rest of a float (1.5e-3)
-        } else if (depth > 0 && *p && *p != ']' && *p != ')' && *p != '{' && *p != '}') {
-            p++;  // a comma, a word (true) or a stray character inside the list
-        } else {
-            return NULL;  // the end of the value
-        }
-    }
-    return NULL;
-}
-
-// Whether libconfig holds s (or an element of it) as a plain int.
-static int holds_int(const config_setting_t* s) {
-    int t = config_setting_type(s);
-    if (t == CONFIG_TYPE_INT) return 1;
-    if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) return 0;
-    for (int k = 0; k < config_setting_length(s); k++)
-        if (config_setting_type(config_setting_get_elem(s, (unsigned)k)) == CONFIG_TYPE_INT)
-            return 1;
-    return 0;
-}
-
 // "KEY at FILE:LINE: VALUE is out of range [min, max]" when the value of s has
 // an integer literal libconfig wrapped; NULL otherwise.
-static char* wide_problem(SrcText* st, const config_setting_t* s, const char* file,
+static char* wide_problem(ConfigSrcText* st, const config_setting_t* s, const char* file,
                           const char* full, const CfgSpec* sp) {
-    if (!holds_int(s)) return NULL;
+    if (!config_setting_holds_int(s)) return NULL;
     int len = 0, line = config_setting_source_line(s);
-    const char* lit = wide_literal(src_text(st, s, file), line, config_setting_name(s), &len);
+    const char* lit = config_wide_literal(config_src_text(st, s, file), line, config_setting_name(s), &len);
     if (!lit) return NULL;
     Buf range = {0};
     if (sp && (elem_kind(sp->type) == KIND_INT || elem_kind(sp->type) == KIND_FLOAT))
@@ -655,7 +560,7 @@ static char* wide_problem(SrcText* st, const config_setting_t* s, const char* fi
 // Every setting of a parsed file, checked against the schema. All problems are
 // reported, one per line, so a user can fix them in one pass.
 static char* load_settings(Config* cfg, config_t* lc, const char* name, const char* mem) {
-    SrcText st = {mem, NULL, NULL};
+    ConfigSrcText st = {mem, NULL, NULL};
     Buf errs = {0};
     const config_setting_t* root = config_root_setting(lc);
     for (int gi = 0; gi < config_setting_length(root); gi++) {
@@ -699,8 +604,7 @@ static char* load_settings(Config* cfg, config_t* lc, const char* name, const ch
             free(full);
         }
     }
-    free(st.file);
-    free(st.text);
+    config_src_text_free(&st);
     return errs.p;
 }
 
@@ -762,41 +666,10 @@ char* config_apply_set(Config* cfg, const char* assignment) {
 
 static const CfgValue* value_of(const Config* cfg, const char* key, CfgType want, int want2);
 
-// run.out_dir as a system directory or $HOME itself: the run would write its
-// checkpoints and logs among the system's (or the user's) own files. Only the
-// directory itself is refused (/var/tmp/run is fine), as written (repeated and
-// trailing slashes dropped) and resolved when it exists ("/usr/..", a link).
-static int dir_is_system(const char* dir) {
-    static const char* const sys[] = {"/",    "/etc", "/usr", "/bin",  "/boot",  "/dev",
-                                      "/proc", "/sys", "/sbin", "/var", "/lib",   "/lib32",
-                                      "/lib64", "/libx32"};
-    for (size_t k = 0; k < sizeof sys / sizeof sys[0]; k++)
-        if (strcmp(dir, sys[k]) == 0) return 1;
-    const char* home = getenv("HOME");
-    char* home_real = home && *home ? realpath(home, NULL) : NULL;
-    int hit = home_real && strcmp(dir, home_real) == 0;
-    free(home_real);
-    return hit;
-}
-
-static int out_dir_is_system(const char* dir) {
-    char* d = str_dup(dir);
-    size_t n = 0;
-    for (const char* c = dir; *c; c++)
-        if (*c != '/' || n == 0 || d[n - 1] != '/') d[n++] = *c;
-    while (n > 1 && d[n - 1] == '/') n--;
-    d[n] = '\0';
-    char* real = realpath(dir, NULL);
-    int hit = dir_is_system(d) || (real && dir_is_system(real));
-    free(real);
-    free(d);
-    return hit;
-}
-
 char* config_validate(const Config* cfg) {
     Buf errs = {0};
     const char* out_dir = config_get_string(cfg, "run.out_dir");
-    if (*out_dir && out_dir_is_system(out_dir))
+    if (*out_dir && config_dir_is_system(out_dir))
         add_error(&errs, strf("run.out_dir (%s) is '%s', a system or home directory: a run writes "
                               "its checkpoints and logs there; give the run a directory of its "
                               "own, e.g. run.out_dir = \"runs/NAME\"; or --run-dir runs/NAME",
